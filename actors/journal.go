@@ -1,0 +1,64 @@
+// Package actors holds the domain actors — seat (one per concert date),
+// wallet (one per user) and queue manager (one) — and the event-sourcing
+// mixin they share. Each actor processes one message at a time, so the
+// domain code holds no locks; every state change is an event in the journal.
+package actors
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/concert/ticketing/persistence"
+)
+
+// Journal is the storage an event-sourced actor needs; persistence.Journal
+// implements it.
+//
+// AppendAsync writes all of one call's events or none and calls done exactly
+// once from another goroutine: nil when durable, an error wrapping
+// persistence.ErrFenced when another incarnation already wrote one of these
+// sequence numbers, or one wrapping persistence.ErrUnavailable. Replay calls
+// fn in sequence order for every event after afterSeq.
+type Journal interface {
+	AppendAsync(actorID string, events []persistence.Event, done func(error))
+	LoadSnapshot(ctx context.Context, actorID string) (persistence.Snapshot, bool, error)
+	SaveSnapshot(ctx context.Context, actorID string, s persistence.Snapshot) error
+	Replay(ctx context.Context, actorID string, afterSeq int64, fn func(persistence.Event) error) error
+}
+
+// Model is the domain state of an event-sourced actor.
+//
+// Apply is the only mutator: deterministic, no I/O, run alike for live events
+// and for replayed ones. Snapshot returns the whole state; Restore replaces
+// the state with a snapshot returned earlier.
+type Model interface {
+	Apply(event proto.Message)
+	Snapshot() proto.Message
+	Restore(snapshot proto.Message) error
+}
+
+// encode turns a protobuf message into a journal row's type and payload.
+func encode(m proto.Message) (string, []byte, error) {
+	payload, err := proto.Marshal(m)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	return string(m.ProtoReflect().Descriptor().FullName()), payload, nil
+}
+
+// decode is the inverse of encode, finding the Go type by its proto name.
+func decode(typ string, payload []byte) (proto.Message, error) {
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(typ))
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", typ, err)
+	}
+	m := mt.New().Interface()
+	if err := proto.Unmarshal(payload, m); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", typ, err)
+	}
+	return m, nil
+}

@@ -1,0 +1,182 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+)
+
+// Local places every actor on this node: one manager actor per kind owns the
+// children of that kind, spawns them on first use and forwards messages to
+// them. Passivation goes through the manager (see Leave), so no message is
+// ever forwarded to a child that is about to stop: Proto.Actor silently drops
+// mail queued behind a stop.
+type Local struct {
+	root     *actor.RootContext
+	managers map[string]*actor.PID
+}
+
+// LocalOption configures NewLocal.
+type LocalOption func(*localOptions)
+
+type localOptions struct {
+	registerer prometheus.Registerer
+}
+
+// WithMetrics registers actor_mailbox_depth{kind}: messages queued in the
+// mailboxes of all actors of a kind, managers included.
+func WithMetrics(r prometheus.Registerer) LocalOption {
+	return func(o *localOptions) { o.registerer = r }
+}
+
+// NewLocal starts one manager per kind. The map is read-only afterwards.
+func NewLocal(system *actor.ActorSystem, kinds map[string]Producer, opts ...LocalOption) *Local {
+	var o localOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	l := &Local{root: system.Root, managers: make(map[string]*actor.PID, len(kinds))}
+	for kind, produce := range kinds {
+		depth := &mailboxDepth{}
+		if o.registerer != nil {
+			o.registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "actor_mailbox_depth",
+				Help:        "Messages waiting in the mailboxes of the actors of a kind.",
+				ConstLabels: prometheus.Labels{"kind": kind},
+			}, func() float64 { return float64(depth.n.Load()) }))
+		}
+		mailbox := actor.WithMailbox(actor.Unbounded(depth))
+		produce := produce
+		props := actor.PropsFromProducer(func() actor.Actor {
+			return &manager{produce: produce, children: map[string]*child{}, mailbox: mailbox}
+		}, mailbox)
+		l.managers[kind] = system.Root.Spawn(props)
+	}
+	return l
+}
+
+// mailboxDepth counts messages posted but not yet received.
+type mailboxDepth struct{ n atomic.Int64 }
+
+func (d *mailboxDepth) MailboxStarted()     {}
+func (d *mailboxDepth) MessagePosted(any)   { d.n.Add(1) }
+func (d *mailboxDepth) MessageReceived(any) { d.n.Add(-1) }
+func (d *mailboxDepth) MailboxEmpty()       {}
+
+// Request implements Router.
+func (l *Local) Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error) {
+	pid, ok := l.managers[kind]
+	if !ok {
+		return nil, fmt.Errorf("request %s/%s: %w", kind, identity, ErrUnknownKind)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("request %s/%s: %w", kind, identity, err)
+	}
+	res, err := l.root.RequestFuture(pid, &deliver{identity: identity, msg: msg}, timeoutOf(ctx)).Result()
+	return replyError(kind, identity, res, err)
+}
+
+// Send implements Router: fire and forget.
+func (l *Local) Send(kind, identity string, msg proto.Message) {
+	if pid, ok := l.managers[kind]; ok {
+		l.root.Send(pid, &deliver{identity: identity, msg: msg})
+	}
+}
+
+// Stop stops every actor of every kind, waiting for each to finish.
+func (l *Local) Stop() {
+	for _, pid := range l.managers {
+		_ = l.root.StopFuture(pid).Wait()
+	}
+}
+
+// deliver asks a manager to hand msg to the child named identity.
+type deliver struct {
+	identity string
+	msg      any
+}
+
+// Leave is what a child sends its parent, with ctx.Request so the parent
+// knows the sender, when it wants to stop (idle, or broken after a failed
+// write). The manager stops forwarding to it, answers
+// LeaveGranted — which the child receives after every message forwarded
+// before — and holds new messages until the child has terminated.
+type Leave struct{}
+
+// LeaveGranted tells a child that nothing more will be forwarded to it.
+type LeaveGranted struct{}
+
+type child struct {
+	pid     *actor.PID
+	leaving bool
+	held    []held
+}
+
+type held struct {
+	msg    any
+	sender *actor.PID
+}
+
+type manager struct {
+	mailbox  actor.PropsOption
+	produce  Producer
+	children map[string]*child
+	byPID    map[string]string // pid id → identity
+}
+
+func (m *manager) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *deliver:
+		c := m.children[msg.identity]
+		if c == nil {
+			c = m.spawn(ctx, msg.identity)
+		}
+		if c.leaving {
+			c.held = append(c.held, held{msg: msg.msg, sender: ctx.Sender()})
+			return
+		}
+		ctx.RequestWithCustomSender(c.pid, msg.msg, ctx.Sender())
+	case *Leave:
+		identity, ok := m.byPID[ctx.Sender().GetId()]
+		if !ok {
+			return
+		}
+		if c := m.children[identity]; c != nil && !c.leaving {
+			c.leaving = true
+			ctx.Send(c.pid, &LeaveGranted{})
+		}
+	case *actor.Terminated:
+		identity, ok := m.byPID[msg.Who.GetId()]
+		if !ok {
+			return
+		}
+		delete(m.byPID, msg.Who.GetId())
+		c := m.children[identity]
+		delete(m.children, identity)
+		if c == nil || len(c.held) == 0 {
+			return
+		}
+		// Messages arrived while it was leaving: a new incarnation takes them.
+		next := m.spawn(ctx, identity)
+		for _, h := range c.held {
+			ctx.RequestWithCustomSender(next.pid, h.msg, h.sender)
+		}
+	}
+}
+
+func (m *manager) spawn(ctx actor.Context, identity string) *child {
+	if m.byPID == nil {
+		m.byPID = map[string]string{}
+	}
+	produce := m.produce
+	props := actor.PropsFromProducer(func() actor.Actor { return produce(identity) }, m.mailbox)
+	pid := ctx.Spawn(props)
+	c := &child{pid: pid}
+	m.children[identity] = c
+	m.byPID[pid.GetId()] = identity
+	return c
+}

@@ -1,0 +1,243 @@
+// Package node builds one running node of the service from its settings: the
+// PostgreSQL pool and migrations, the journal and catalog, the actor system
+// with the seat, wallet and queue kinds, the booking service and the HTTP app.
+// cmd/concertd and the end-to-end tests start nodes the same way.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/concert/ticketing/actors"
+	"github.com/concert/ticketing/booking"
+	"github.com/concert/ticketing/cluster"
+	httpapi "github.com/concert/ticketing/http"
+	"github.com/concert/ticketing/messages"
+	"github.com/concert/ticketing/persistence"
+)
+
+// Config holds everything a node needs. Zero values get the defaults of
+// Defaults.
+type Config struct {
+	DatabaseURL    string
+	AdminKey       string
+	HoldTTL        time.Duration
+	HoldLimit      int
+	ActiveTokens   int
+	TokenIdleTTL   time.Duration
+	WaitIdleTTL    time.Duration
+	ActorIdleTTL   time.Duration
+	RequestTimeout time.Duration
+	SnapshotEvery  int
+	JournalWriters int
+	DBMaxConns     int
+	NodeID         string
+	Logger         *slog.Logger
+}
+
+// withDefaults fills the zero fields.
+func (c Config) withDefaults() Config {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	seti := func(i *int, v int) {
+		if *i <= 0 {
+			*i = v
+		}
+	}
+	set(&c.HoldTTL, 5*time.Minute)
+	set(&c.TokenIdleTTL, 10*time.Minute)
+	set(&c.WaitIdleTTL, 5*time.Minute)
+	set(&c.ActorIdleTTL, 2*time.Minute)
+	set(&c.RequestTimeout, 5*time.Second)
+	seti(&c.HoldLimit, 4)
+	seti(&c.ActiveTokens, 1000)
+	seti(&c.SnapshotEvery, 500)
+	seti(&c.JournalWriters, 4)
+	seti(&c.DBMaxConns, 16)
+	if c.NodeID == "" {
+		host, _ := os.Hostname()
+		c.NodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Node is one running node.
+type Node struct {
+	cfg      Config
+	pool     *pgxpool.Pool
+	journal  *persistence.Journal
+	catalog  *persistence.Catalog
+	system   *actor.ActorSystem
+	router   *cluster.Local
+	tokens   *actors.TokenTable
+	booking  *booking.Service
+	app      *fiber.App
+	registry *prometheus.Registry
+}
+
+// Start connects to PostgreSQL, applies the migrations, starts the actors and
+// builds the HTTP app. It returns once the queue manager has recovered.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("start node: no database URL")
+	}
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("start node: database URL: %w", err)
+	}
+	poolCfg.MaxConns = int32(cfg.DBMaxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("start node: connect: %w", err)
+	}
+	if err := persistence.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+
+	n := &Node{cfg: cfg, pool: pool, registry: prometheus.NewRegistry()}
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.journal = persistence.NewJournal(pool, persistence.JournalOptions{
+		WriterID:   cfg.NodeID,
+		Writers:    cfg.JournalWriters,
+		Registerer: n.registry,
+	})
+	n.catalog = persistence.NewCatalog(pool)
+	n.tokens = actors.NewTokenTable()
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return cfg.Logger.With("lib", "protoactor")
+	}))
+
+	// Actors reach each other through the router, which needs the producers
+	// first: they get a forwarder filled in once the router exists.
+	late := &lateRouter{}
+	now := time.Now
+	n.router = cluster.NewLocal(n.system, map[string]cluster.Producer{
+		"seat": actors.NewSeatProducer(actors.SeatConfig{
+			Journal: n.journal, Catalog: n.catalog, Router: late,
+			HoldTTL: cfg.HoldTTL, HoldLimit: cfg.HoldLimit,
+			SnapshotEvery: cfg.SnapshotEvery, IdleTTL: cfg.ActorIdleTTL,
+			Now: now, Logger: cfg.Logger,
+		}),
+		"wallet": actors.NewWalletProducer(actors.WalletConfig{
+			Journal: n.journal, HoldLimit: cfg.HoldLimit,
+			SnapshotEvery: cfg.SnapshotEvery, IdleTTL: cfg.ActorIdleTTL,
+			Now: now, Logger: cfg.Logger,
+		}),
+		"queue": actors.NewQueueProducer(actors.QueueConfig{
+			Journal: n.journal, Tokens: n.tokens, ActiveTokens: cfg.ActiveTokens,
+			TokenIdleTTL: cfg.TokenIdleTTL, WaitIdleTTL: cfg.WaitIdleTTL,
+			SnapshotEvery: cfg.SnapshotEvery, Now: now, Logger: cfg.Logger,
+		}),
+	}, cluster.WithMetrics(n.registry))
+	late.r = n.router
+
+	// The queue manager runs its expiry timers only once activated: wake it
+	// now, which also proves the journal is readable.
+	if err := n.pingQueue(ctx); err != nil {
+		n.Shutdown(context.Background())
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+
+	n.booking = booking.New(booking.Config{
+		Catalog:        n.catalog,
+		Router:         n.router,
+		Tokens:         n.tokens,
+		RequestTimeout: cfg.RequestTimeout,
+		Logger:         cfg.Logger,
+	})
+	n.app = httpapi.New(httpapi.Config{
+		Booking:    n.booking,
+		AdminKey:   cfg.AdminKey,
+		Registerer: n.registry,
+		Gatherer:   n.registry,
+		Ready:      n.Ready,
+		Logger:     cfg.Logger,
+	})
+	return n, nil
+}
+
+// pingQueue activates the queue manager and waits for its recovery.
+func (n *Node) pingQueue(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := n.router.Request(ctx, "queue", "main", &messages.GetToken{Token: ""})
+	var rej *messages.Rejection
+	if errors.As(err, &rej) && rej.GetCode() == messages.CodeTokenInvalid {
+		return nil
+	}
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("queue manager: %w", err)
+}
+
+// Ready reports whether the store is reachable and the queue manager answers.
+func (n *Node) Ready(ctx context.Context) error {
+	if err := n.catalog.Ping(ctx); err != nil {
+		return err
+	}
+	return n.pingQueue(ctx)
+}
+
+// App is the node's HTTP application.
+func (n *Node) App() *fiber.App { return n.app }
+
+// Catalog is the node's catalog (for demo data and tests).
+func (n *Node) Catalog() *persistence.Catalog { return n.catalog }
+
+// Booking is the node's application service (for demo data and tests).
+func (n *Node) Booking() *booking.Service { return n.booking }
+
+// Serve answers HTTP on ln until Shutdown.
+func (n *Node) Serve(ln net.Listener) error { return n.app.Listener(ln) }
+
+// Shutdown stops taking requests, lets the actors finish their writes, then
+// closes the journal and the pool.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var errs []error
+	if n.app != nil {
+		if err := n.app.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if n.router != nil {
+		n.router.Stop()
+	}
+	if n.system != nil {
+		n.system.Shutdown()
+	}
+	if n.journal != nil {
+		n.journal.Close()
+	}
+	n.pool.Close()
+	return errors.Join(errs...)
+}
+
+// lateRouter forwards to a router set after the producers were built.
+type lateRouter struct{ r cluster.Router }
+
+func (l *lateRouter) Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error) {
+	return l.r.Request(ctx, kind, identity, msg)
+}
+
+func (l *lateRouter) Send(kind, identity string, msg proto.Message) { l.r.Send(kind, identity, msg) }
