@@ -1,0 +1,6 @@
+DROP TABLE IF EXISTS seats;
+DROP TABLE IF EXISTS concert_options;
+DROP TABLE IF EXISTS concerts;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS journal_snapshots;
+DROP TABLE IF EXISTS journal_events;
