@@ -546,10 +546,12 @@ type Token struct {
 	Token  string                 `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
 	Status TokenStatus            `protobuf:"varint,4,opt,name=status,proto3,enum=concert.messages.TokenStatus" json:"status,omitempty"`
 	// position is 1-based while WAIT, 0 otherwise (filled in on read).
-	Position      int64 `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
-	CreatedAtMs   int64 `protobuf:"varint,6,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
-	UpdateAtMs    int64 `protobuf:"varint,7,opt,name=update_at_ms,json=updateAtMs,proto3" json:"update_at_ms,omitempty"`
-	ExpiresAtMs   int64 `protobuf:"varint,8,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	Position    int64 `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
+	CreatedAtMs int64 `protobuf:"varint,6,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	UpdateAtMs  int64 `protobuf:"varint,7,opt,name=update_at_ms,json=updateAtMs,proto3" json:"update_at_ms,omitempty"`
+	ExpiresAtMs int64 `protobuf:"varint,8,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	// expired_reason says why an EXPIRED token expired ("paid", "idle", "abandoned").
+	ExpiredReason string `protobuf:"bytes,9,opt,name=expired_reason,json=expiredReason,proto3" json:"expired_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -638,6 +640,13 @@ func (x *Token) GetExpiresAtMs() int64 {
 		return x.ExpiresAtMs
 	}
 	return 0
+}
+
+func (x *Token) GetExpiredReason() string {
+	if x != nil {
+		return x.ExpiredReason
+	}
+	return ""
 }
 
 // QueueSnapshot holds the live tokens in line order (WAIT ones in FIFO order).
@@ -789,7 +798,7 @@ const file_state_proto_rawDesc = "" +
 	"\abalance\x18\x01 \x01(\x03R\abalance\x12#\n" +
 	"\rcharged_total\x18\x02 \x01(\x03R\fchargedTotal\x125\n" +
 	"\bpayments\x18\x03 \x03(\v2\x19.concert.messages.PaymentR\bpayments\x120\n" +
-	"\x05slots\x18\x04 \x03(\v2\x1a.concert.messages.HoldSlotR\x05slots\"\x83\x02\n" +
+	"\x05slots\x18\x04 \x03(\v2\x1a.concert.messages.HoldSlotR\x05slots\"\xaa\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x14\n" +
@@ -799,7 +808,8 @@ const file_state_proto_rawDesc = "" +
 	"\rcreated_at_ms\x18\x06 \x01(\x03R\vcreatedAtMs\x12 \n" +
 	"\fupdate_at_ms\x18\a \x01(\x03R\n" +
 	"updateAtMs\x12\"\n" +
-	"\rexpires_at_ms\x18\b \x01(\x03R\vexpiresAtMs\"d\n" +
+	"\rexpires_at_ms\x18\b \x01(\x03R\vexpiresAtMs\x12%\n" +
+	"\x0eexpired_reason\x18\t \x01(\tR\rexpiredReason\"d\n" +
 	"\rQueueSnapshot\x12\"\n" +
 	"\rnext_token_id\x18\x01 \x01(\x03R\vnextTokenId\x12/\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x17.concert.messages.TokenR\x06tokens\"9\n" +
