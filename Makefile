@@ -1,0 +1,79 @@
+# Concert ticketing service. `make run` and `make test` need only Go (and, for
+# `make run` on a machine without PostgreSQL, apt-get); nothing is generated.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+BIN := $(CURDIR)/bin
+PROTOC_GEN_GO_VERSION := v1.36.12
+# Extra arguments for `make run`, e.g. make run RUN_ARGS='-log-level=debug'.
+RUN_ARGS ?=
+
+.PHONY: help run build test bench vet lint proto db-stop db-wipe
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-8s %s\n", $$1, $$2 }'
+
+run: ## start a local PostgreSQL (unless DATABASE_URL is set) and run the server with demo data
+	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
+		out="$$(bash scripts/pg-local.sh start)"; \
+		export DATABASE_URL="$${out##*$$'\n'}"; \
+		echo "DATABASE_URL=$$DATABASE_URL"; \
+	fi; \
+	exec $(GO) run ./cmd/concertd -demo $(RUN_ARGS)
+
+build: ## build bin/concertd
+	$(GO) build -o bin/concertd ./cmd/concertd
+
+test: ## run every test; tests start their own PostgreSQL (or use TEST_DATABASE_URL)
+	@# -race needs cgo and so a C compiler; a bare Debian with Go may lack one.
+	@if ! command -v gcc >/dev/null; then \
+		echo "gcc not found (needed by -race); installing Debian's gcc"; \
+		sudo=""; [[ "$$(id -u)" -eq 0 ]] || sudo="sudo"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev; \
+	fi
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The persistence and HTTP benchmarks need PostgreSQL; like the tests, they
+# start their own (or use TEST_DATABASE_URL). Narrow with e.g.
+#   make bench BENCH=Journal PKGS=./persistence/
+BENCH ?= .
+PKGS ?= ./...
+bench: ## run the benchmarks
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+vet: ## go vet, and fail if any file is not gofmt-formatted
+	$(GO) vet ./...
+	@unformatted="$$(find . -type d \( -path './.*' -o -path ./bin -o -name testdata -o -name vendor \) -prune \
+		-o -type f -name '*.go' -print | xargs -r gofmt -l)"; \
+	if [[ -n "$$unformatted" ]]; then \
+		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \
+	fi
+
+lint: vet ## same as vet
+
+# Regenerates messages/*.pb.go. Needs protoc (Debian's protobuf-compiler,
+# installed with apt-get if missing) and a pinned protoc-gen-go in ./bin.
+# The generated files are committed: only run this after editing a .proto.
+proto: ## regenerate messages/*.pb.go from messages/*.proto
+	@if ! command -v protoc >/dev/null; then \
+		echo "protoc not found; installing Debian's protobuf-compiler"; \
+		sudo=""; [[ "$$(id -u)" -eq 0 ]] || sudo="sudo"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler; \
+	fi
+	@if [[ "$$($(BIN)/protoc-gen-go --version 2>/dev/null)" != "protoc-gen-go $(PROTOC_GEN_GO_VERSION)" ]]; then \
+		echo "installing protoc-gen-go $(PROTOC_GEN_GO_VERSION) into $(BIN)"; \
+		GOBIN="$(BIN)" $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION); \
+	fi
+	protoc -I messages --go_out=messages --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go messages/*.proto
+
+db-stop: ## stop the local PostgreSQL of `make run`
+	bash scripts/pg-local.sh stop
+
+db-wipe: ## stop the local PostgreSQL and delete its data
+	bash scripts/pg-local.sh wipe
