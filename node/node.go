@@ -205,6 +205,9 @@ func (n *Node) App() *fiber.App { return n.app }
 // Catalog is the node's catalog (for demo data and tests).
 func (n *Node) Catalog() *persistence.Catalog { return n.catalog }
 
+// Router reaches the node's actors (for demo data and tests).
+func (n *Node) Router() cluster.Router { return n.router }
+
 // Booking is the node's application service (for demo data and tests).
 func (n *Node) Booking() *booking.Service { return n.booking }
 

@@ -1,0 +1,165 @@
+package node_test
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concert/ticketing/loadgen"
+	"github.com/concert/ticketing/node"
+	"github.com/concert/ticketing/persistence/pgtest"
+)
+
+// The benchmarks run the loadgen scenarios against a real node in this
+// process: its PostgreSQL is pgtest's throwaway server, its HTTP a loopback
+// listener, and the generator shares the machine's cores with both — as
+// it would on a developer's two-core box. Each load phase lasts
+// -bench.phase; b.N is not used (one fixed-length run reports its figures
+// with b.ReportMetric; ns/op is the wall time per successful hold).
+//
+//	go test ./node -run '^$' -bench BenchmarkHoldPath -benchtime 1x
+//	go test ./node -run '^$' -bench BenchmarkHoldPath -benchtime 1x -cpuprofile cpu.out
+var (
+	benchPhase = flag.Duration("bench.phase", 10*time.Second, "length of each load phase of the node benchmarks")
+	benchFans  = flag.Int("bench.fans", 10000, "fans of BenchmarkHotOnSale")
+)
+
+// startBenchNode starts a node on a fresh database and serves it on a
+// loopback port; it is shut down in b.Cleanup.
+func startBenchNode(b *testing.B, activeTokens int) *loadgen.Client {
+	b.Helper()
+	dbURL := pgtest.NewDatabaseURL(b)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := node.Start(ctx, node.Config{
+		DatabaseURL:  dbURL,
+		AdminKey:     "bench",
+		ActiveTokens: activeTokens,
+		HoldTTL:      5 * time.Minute,
+		HoldLimit:    4,
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatalf("start node: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = n.Shutdown(context.Background())
+		b.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- n.Serve(ln) }()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			b.Errorf("shutdown: %v", err)
+		}
+		<-served
+	})
+	target, err := loadgen.CheckTarget("http://"+ln.Addr().String(), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := loadgen.NewClient(target, loadgen.ClientOptions{AdminKey: "bench", MaxConns: activeTokens + 64, Timeout: 10 * time.Second})
+	b.Cleanup(c.CloseIdle)
+	return c
+}
+
+func report(b *testing.B, r *loadgen.Result) {
+	b.Helper()
+	var s strings.Builder
+	_ = r.WriteReport(&s)
+	b.Log("\n" + s.String())
+}
+
+// BenchmarkHoldPath measures the hold path: 1,000 users over 100 dates of
+// 50 seats hold a random seat and cancel it, first closed loop (the
+// throughput), then open loop at half the closed-loop hold rate (the p99 at
+// a steady offered load, from each hold's intended send time).
+// Targets on a two-core machine: ≥ 20,000 holds/s; p99 ≤ 50 ms at half.
+func BenchmarkHoldPath(b *testing.B) {
+	const users, dates, seats = 1000, 100, 50
+	c := startBenchNode(b, 2000)
+	ctx := context.Background()
+	fx, err := loadgen.Setup(ctx, c, loadgen.SetupConfig{Dates: dates, SeatsPerDate: seats, Users: users})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("machine: %s", loadgen.Machine())
+
+	b.ResetTimer()
+	closed, err := loadgen.RunHolds(ctx, c, fx, loadgen.HoldsConfig{Duration: *benchPhase})
+	if err != nil {
+		b.Fatal(err)
+	}
+	report(b, closed)
+	checkErrors(b, closed)
+	rate := closed.HoldsPerSec / 2
+	if rate < 1 {
+		b.Fatalf("closed loop made %d holds: nothing to pace the open loop on", closed.Holds)
+	}
+	open, err := loadgen.RunHolds(ctx, c, fx, loadgen.HoldsConfig{Duration: *benchPhase, Rate: rate})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	report(b, open)
+	checkErrors(b, open)
+
+	if closed.Holds > 0 {
+		b.ReportMetric(closed.ElapsedSeconds*1e9/float64(closed.Holds), "ns/op")
+	}
+	b.ReportMetric(closed.HoldsPerSec, "holds/s")
+	b.ReportMetric(closed.AttemptsPerSec, "attempts/s")
+	b.ReportMetric(closed.HoldLatency.P50Ms, "p50_ms")
+	b.ReportMetric(closed.HoldLatency.P99Ms, "p99_ms")
+	b.ReportMetric(open.OfferedRate, "open_rate/s")
+	b.ReportMetric(open.HoldsPerSec, "open_holds/s")
+	b.ReportMetric(open.HoldLatency.P50Ms, "open_p50_ms")
+	b.ReportMetric(open.HoldLatency.P99Ms, "open_p99_ms")
+}
+
+// checkErrors fails the benchmark when more than 0.1% of the hold attempts
+// went wrong: figures of a failing server are not a benchmark.
+func checkErrors(b *testing.B, r *loadgen.Result) {
+	b.Helper()
+	if n := r.ErrorCount(); n*1000 > r.Attempts {
+		b.Errorf("%d errors in %d attempts: %v", n, r.Attempts, r.Errors)
+	}
+}
+
+// BenchmarkHotOnSale measures an on-sale: 10,000 fans race for the 50
+// seats of one date and the winners pay. Exactly 50 must win.
+func BenchmarkHotOnSale(b *testing.B) {
+	const seats = 50
+	fans := *benchFans
+	c := startBenchNode(b, fans)
+	ctx := context.Background()
+	fx, err := loadgen.Setup(ctx, c, loadgen.SetupConfig{Dates: 1, SeatsPerDate: seats, Users: fans, Concurrency: 128})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("machine: %s", loadgen.Machine())
+
+	b.ResetTimer()
+	r, err := loadgen.RunHot(ctx, c, fx, loadgen.HotConfig{Workers: 500, MaxDuration: 45 * time.Second})
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	report(b, r)
+	if !r.OK() || r.Winners != seats {
+		b.Fatalf("%d winners for %d seats: %v", r.Winners, seats, r.Violations)
+	}
+	b.ReportMetric(r.SellOutSeconds*1e9, "ns/op")
+	b.ReportMetric(r.SellOutSeconds, "sellout_s")
+	b.ReportMetric(r.AttemptsPerSec, "attempts/s")
+	b.ReportMetric(r.HoldLatency.P99Ms, "hold_p99_ms")
+	b.ReportMetric(r.PaymentLatency.P50Ms, "pay_p50_ms")
+	b.ReportMetric(r.PaymentLatency.P99Ms, "pay_p99_ms")
+}
