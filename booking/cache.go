@@ -1,0 +1,31 @@
+package booking
+
+import "sync"
+
+// cache is a bounded map of immutable facts. When full it starts over: the
+// facts can always be read again, so a crude bound is enough.
+type cache[K comparable, V any] struct {
+	mu  sync.RWMutex
+	m   map[K]V
+	max int
+}
+
+func newCache[K comparable, V any](max int) *cache[K, V] {
+	return &cache[K, V]{m: make(map[K]V), max: max}
+}
+
+func (c *cache[K, V]) get(k K) (V, bool) {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *cache[K, V]) put(k K, v V) {
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[k] = v
+	c.mu.Unlock()
+}

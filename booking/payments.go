@@ -1,0 +1,108 @@
+package booking
+
+import (
+	"context"
+	"time"
+
+	"github.com/concert/ticketing/messages"
+)
+
+// Receipt is the answer to a payment. The payment id is the reservation id.
+type Receipt struct {
+	ReservationID int64
+	Amount        int64
+	// Balance is the wallet's balance right after the debit.
+	Balance int64
+	PaidAt  time.Time
+}
+
+// Pay pays a held reservation of the token's user with amount points: the
+// seat actor runs the payment saga (debit, then confirm), then the user's
+// token is expired.
+//
+// With an idempotency key, a payment already recorded under that key is
+// answered again instead of being made (IDEMPOTENCY_KEY_REUSED when it was
+// for another reservation or amount); such a retry is accepted with the
+// token the first payment expired.
+func (s *Service) Pay(ctx context.Context, token string, reservationID, amount int64, key string) (Receipt, error) {
+	if amount < 1 {
+		return Receipt{}, messages.Reject(messages.CodeInvalidAmount, "amount must be positive")
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	mode := activeOnly
+	if key != "" {
+		mode = orPaid
+	}
+	chk, err := s.authorize(token, mode)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if key != "" {
+		if rc, found, err := s.recorded(ctx, chk.UserID, key, reservationID, amount); found || err != nil {
+			return rc, err
+		}
+	}
+	if chk.Status != messages.TokenStatus_TOKEN_ACTIVE {
+		return Receipt{}, messages.Reject(messages.CodeTokenInvalid, "token has expired")
+	}
+	optionID, err := s.optionOf(ctx, reservationID)
+	if err != nil {
+		return Receipt{}, err
+	}
+	// The seat actor checks the reservation's user, and answers a retry
+	// racing the first payment with that payment's outcome.
+	r, err := reservationOf(s.router.Request(ctx, kindSeat, id(optionID), &messages.PayReservation{
+		ReservationId: reservationID, UserId: chk.UserID, Amount: amount, IdempotencyKey: key,
+	}))
+	if err != nil {
+		return Receipt{}, err
+	}
+	s.expireToken(ctx, token)
+	return Receipt{
+		ReservationID: r.GetId(),
+		Amount:        r.GetPaidAmount(),
+		Balance:       r.GetBalanceAfter(),
+		PaidAt:        time.UnixMilli(r.GetPaidAtMs()).UTC(),
+	}, nil
+}
+
+// recorded looks up the payment the user's wallet recorded under key.
+// found reports whether there is one; it is this payment's receipt if it
+// was for the same reservation and amount, else IDEMPOTENCY_KEY_REUSED.
+func (s *Service) recorded(ctx context.Context, userID int64, key string, reservationID, amount int64) (rc Receipt, found bool, err error) {
+	w, err := walletOf(s.router.Request(ctx, kindWallet, id(userID),
+		&messages.LookupPayment{UserId: userID, IdempotencyKey: key}))
+	if err != nil {
+		return Receipt{}, false, err
+	}
+	p := w.GetPayment()
+	if p == nil {
+		return Receipt{}, false, nil
+	}
+	if p.GetReservationId() != reservationID || p.GetAmount() != amount {
+		return Receipt{}, true, messages.Reject(messages.CodeIdempotencyKeyReused,
+			"idempotency key was used for another payment (reservation %d)", p.GetReservationId())
+	}
+	return Receipt{
+		ReservationID: p.GetReservationId(),
+		Amount:        p.GetAmount(),
+		Balance:       p.GetBalanceAfter(),
+		PaidAt:        time.UnixMilli(p.GetAtMs()).UTC(),
+	}, true, nil
+}
+
+// expireToken ends the token of a user who paid. The payment is durable
+// already, so a failure here is only logged: the token then expires by
+// idleness.
+func (s *Service) expireToken(ctx context.Context, token string) {
+	ctx, cancel := s.detached(ctx)
+	defer cancel()
+	reply, err := s.router.Request(ctx, kindQueue, queueID, &messages.ExpireToken{Token: token, Reason: "paid"})
+	if tr, ok := reply.(*messages.TokenResult); ok && tr.GetRejection() != nil {
+		err = tr.GetRejection()
+	}
+	if err != nil {
+		s.log.Warn("expire token after payment", "err", err)
+	}
+}

@@ -1,0 +1,68 @@
+package booking
+
+import (
+	"time"
+
+	"github.com/concert/ticketing/actors"
+	"github.com/concert/ticketing/messages"
+)
+
+// Tokens answers token checks without a message round trip (the queue
+// manager's token table). Check reports false for a token it never saw or
+// has forgotten. Safe for concurrent use.
+type Tokens interface {
+	Check(token string, now time.Time) (actors.TokenCheck, bool)
+	// Waiting is the number of tokens in line.
+	Waiting() int
+	// Active is the number of active tokens.
+	Active() int
+}
+
+// access says which tokens an API call accepts.
+type access int
+
+const (
+	// activeOnly accepts only ACTIVE tokens.
+	activeOnly access = iota
+	// orPaid also accepts the EXPIRED token of a user who just paid, so the
+	// client can read its confirmed reservation and retry its payment.
+	orPaid
+)
+
+// authorize checks a bearer token and returns what the table knows of it.
+func (s *Service) authorize(token string, mode access) (actors.TokenCheck, error) {
+	if token == "" {
+		return actors.TokenCheck{}, messages.Reject(messages.CodeTokenInvalid, "missing bearer token")
+	}
+	chk, ok := s.tokens.Check(token, s.now())
+	if !ok {
+		return actors.TokenCheck{}, messages.Reject(messages.CodeTokenInvalid, "unknown token")
+	}
+	switch chk.Status {
+	case messages.TokenStatus_TOKEN_ACTIVE:
+		return chk, nil
+	case messages.TokenStatus_TOKEN_WAIT:
+		return chk, messages.Reject(messages.CodeTokenNotActive, "token is still waiting in line")
+	case messages.TokenStatus_TOKEN_EXPIRED:
+		if mode == orPaid && chk.PaidExpired {
+			return chk, nil
+		}
+	}
+	return chk, messages.Reject(messages.CodeTokenInvalid, "token has expired")
+}
+
+// authorizeUser is authorize for a call made on behalf of userID.
+func (s *Service) authorizeUser(token string, mode access, userID int64) (actors.TokenCheck, error) {
+	chk, err := s.authorize(token, mode)
+	if err != nil {
+		return chk, err
+	}
+	if chk.UserID != userID {
+		return chk, mismatch()
+	}
+	return chk, nil
+}
+
+func mismatch() error {
+	return messages.Reject(messages.CodeTokenUserMismatch, "the token belongs to another user")
+}

@@ -1,0 +1,89 @@
+// Package http is the HTTP API of the service (../shared/spec/API.md): a
+// Fiber app whose handlers decode and validate a request, call the booking
+// service, and map its errors to statuses in one place (errors.go). The
+// contract is also served as OpenAPI 3 at /openapi.yaml.
+package http
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 above it).
+const MaxBodyBytes = 64 << 10
+
+// Config holds what the app needs.
+type Config struct {
+	Booking Booking
+	// AdminKey guards the admin routes (X-Admin-Key); empty turns them off
+	// (they answer 404).
+	AdminKey string
+	// Registerer receives the HTTP and queue metrics; Gatherer is what
+	// /metrics serves. A private registry is used for both when nil.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Ready reports whether the node can serve (/readyz); nil means always.
+	Ready  func(context.Context) error
+	Logger *slog.Logger
+}
+
+// New builds the app with every route of the contract.
+func New(cfg Config) *fiber.App {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registerer == nil || cfg.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.Registerer, cfg.Gatherer = reg, reg
+	}
+	h := &handlers{b: cfg.Booking, log: cfg.Logger, adminKey: cfg.AdminKey, ready: cfg.Ready}
+
+	app := fiber.New(fiber.Config{
+		BodyLimit: MaxBodyBytes,
+		// Header values reach actors and their journals (the token, the
+		// Idempotency-Key) and metric labels: they must not alias fasthttp's
+		// reused buffers.
+		Immutable:             true,
+		DisableStartupMessage: true,
+		ErrorHandler:          h.errorHandler,
+		AppName:               "concert-ticketing",
+	})
+	app.Use(newMetrics(cfg.Registerer, cfg.Booking, h.errorHandler))
+
+	app.Post("/users", h.createUser)
+	app.Post("/users/token", h.issueToken)
+	app.Get("/users/token", h.getToken)
+
+	app.Get("/concerts", h.listConcerts)
+	app.Get("/concerts/:concertId/available-date", h.availableDates)
+	app.Get("/concerts/:concertId/available-seats", h.availableSeats)
+	if cfg.AdminKey != "" {
+		app.Post("/admin/concerts", h.requireAdmin, h.createConcert)
+	}
+
+	app.Post("/reservations", h.hold)
+	app.Get("/reservations/:id", h.getReservation)
+	app.Delete("/reservations/:id", h.cancelReservation)
+
+	app.Get("/customers/point", h.getPoints)
+	app.Patch("/customers/point", h.chargePoints)
+
+	app.Post("/payments", h.pay)
+
+	app.Get("/healthz", h.healthz)
+	app.Get("/readyz", h.readyz)
+	app.Get("/metrics", metricsHandler(cfg.Gatherer))
+	app.Get("/openapi.yaml", serveOpenAPI)
+	return app
+}
+
+// handlers holds what the route handlers share.
+type handlers struct {
+	b        Booking
+	log      *slog.Logger
+	adminKey string
+	ready    func(context.Context) error
+}

@@ -1,0 +1,134 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// fields is a JSON object body, field by field, so that missing fields and
+// wrong types are told apart from zero values. Unknown fields are ignored.
+type fields map[string]json.RawMessage
+
+// object parses a request body that must be one JSON object.
+func object(c *fiber.Ctx) (fields, error) {
+	body := bytes.TrimSpace(c.Body())
+	if len(body) == 0 || body[0] != '{' {
+		return nil, invalid("the body must be a JSON object")
+	}
+	var f fields
+	if err := json.Unmarshal(body, &f); err != nil {
+		return nil, invalid("malformed JSON: %v", err)
+	}
+	return f, nil
+}
+
+// raw returns a field's JSON text; a null field counts as missing.
+func (f fields) raw(name string) (json.RawMessage, bool) {
+	r, ok := f[name]
+	if !ok || string(r) == "null" {
+		return nil, false
+	}
+	return r, true
+}
+
+// integer parses a field that must be an integral JSON number within int64.
+// A missing field or another JSON type is errMissing or errType; a number
+// with a fraction, an exponent or out of range is errNotInteger.
+func (f fields) integer(name string) (int64, error) {
+	r, ok := f.raw(name)
+	if !ok {
+		return 0, errMissing
+	}
+	if c := r[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, errType
+	}
+	n, err := strconv.ParseInt(string(r), 10, 64)
+	if err != nil {
+		return 0, errNotInteger
+	}
+	return n, nil
+}
+
+var (
+	errMissing    = errors.New("is required")
+	errType       = errors.New("must be a number")
+	errNotInteger = errors.New("must be an integer within 64 bits")
+)
+
+// id parses a required positive integer id field.
+func (f fields) id(name string) (int64, error) {
+	n, err := f.integer(name)
+	if err != nil {
+		return 0, invalid("%s %v", name, err)
+	}
+	if n <= 0 {
+		return 0, invalid("%s must be positive", name)
+	}
+	return n, nil
+}
+
+// amount parses a required positive amount of points: absent or not a
+// number is INVALID_REQUEST, a number that is not a positive integer within
+// 64 bits is INVALID_AMOUNT.
+func (f fields) amount(name string) (int64, error) {
+	n, err := f.integer(name)
+	switch {
+	case errors.Is(err, errNotInteger):
+		return 0, invalidAmount("%s %v", name, err)
+	case err != nil:
+		return 0, invalid("%s %v", name, err)
+	case n <= 0:
+		return 0, invalidAmount("%s must be positive", name)
+	}
+	return n, nil
+}
+
+// str parses a required JSON string field.
+func (f fields) str(name string) (string, error) {
+	r, ok := f.raw(name)
+	if !ok {
+		return "", invalid("%s is required", name)
+	}
+	var s string
+	if r[0] != '"' || json.Unmarshal(r, &s) != nil {
+		return "", invalid("%s must be a string", name)
+	}
+	return s, nil
+}
+
+// strings parses a required JSON array of strings.
+func (f fields) strings(name string) ([]string, error) {
+	r, ok := f.raw(name)
+	if !ok {
+		return nil, invalid("%s is required", name)
+	}
+	var list []string
+	if r[0] != '[' || json.Unmarshal(r, &list) != nil {
+		return nil, invalid("%s must be an array of strings", name)
+	}
+	return list, nil
+}
+
+// pathID parses a positive integer path or query parameter.
+func pathID(name, s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || s[0] == '+' {
+		return 0, invalid("%s must be a positive integer", name)
+	}
+	return n, nil
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header, or
+// "" (which the service answers TOKEN_INVALID).
+func bearer(c *fiber.Ctx) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(c.Get(fiber.HeaderAuthorization)), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}

@@ -1,0 +1,112 @@
+package http
+
+import (
+	"context"
+	"errors"
+	stdhttp "net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/concert/ticketing/cluster"
+	"github.com/concert/ticketing/messages"
+	"github.com/concert/ticketing/persistence"
+)
+
+// Codes of errors the HTTP layer makes itself, beside messages' codes.
+const (
+	codeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	codeInternal         = "INTERNAL"
+)
+
+// statusOfCode maps every rejection code of the contract to its status.
+var statusOfCode = map[string]int{
+	messages.CodeInvalidRequest:       stdhttp.StatusBadRequest,
+	messages.CodeUserNotFound:         stdhttp.StatusNotFound,
+	messages.CodeTokenInvalid:         stdhttp.StatusUnauthorized,
+	messages.CodeTokenNotActive:       stdhttp.StatusUnauthorized,
+	messages.CodeTokenUserMismatch:    stdhttp.StatusForbidden,
+	messages.CodeConcertNotFound:      stdhttp.StatusNotFound,
+	messages.CodeDateNotFound:         stdhttp.StatusNotFound,
+	messages.CodeAdminKeyInvalid:      stdhttp.StatusUnauthorized,
+	messages.CodeSeatUnavailable:      stdhttp.StatusConflict,
+	messages.CodeSeatNotFound:         stdhttp.StatusNotFound,
+	messages.CodeHoldLimit:            stdhttp.StatusConflict,
+	messages.CodeInvalidAmount:        stdhttp.StatusBadRequest,
+	messages.CodeBalanceLimit:         stdhttp.StatusConflict,
+	messages.CodeAmountMismatch:       stdhttp.StatusBadRequest,
+	messages.CodeReservationNotFound:  stdhttp.StatusNotFound,
+	messages.CodeHoldExpired:          stdhttp.StatusConflict,
+	messages.CodeAlreadyPaid:          stdhttp.StatusConflict,
+	messages.CodeInsufficientBalance:  stdhttp.StatusConflict,
+	messages.CodeIdempotencyKeyReused: stdhttp.StatusConflict,
+	messages.CodeReservationCancelled: stdhttp.StatusConflict,
+	messages.CodePaymentInProgress:    stdhttp.StatusConflict,
+	messages.CodeStoreUnavailable:     stdhttp.StatusServiceUnavailable,
+	messages.CodePayloadTooLarge:      stdhttp.StatusRequestEntityTooLarge,
+	messages.CodeNotFound:             stdhttp.StatusNotFound,
+}
+
+// apiError is the one error body of the API.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// statusOf maps any error a handler returns to its status and body. ok is
+// false for an error that is not the client's nor a known outage: a bug,
+// answered 500 with a generic message.
+func statusOf(err error) (status int, body apiError, ok bool) {
+	var (
+		rej  *messages.Rejection
+		ferr *fiber.Error
+	)
+	switch {
+	case errors.As(err, &rej):
+		if s, known := statusOfCode[rej.GetCode()]; known {
+			return s, apiError{Code: rej.GetCode(), Message: rej.GetMessage()}, true
+		}
+	case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, cluster.ErrTimeout),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return stdhttp.StatusServiceUnavailable, apiError{
+			Code: messages.CodeStoreUnavailable, Message: "the service is temporarily unavailable; retry later",
+		}, true
+	case errors.As(err, &ferr):
+		switch ferr.Code {
+		case stdhttp.StatusNotFound:
+			return ferr.Code, apiError{Code: messages.CodeNotFound, Message: "no such route"}, true
+		case stdhttp.StatusMethodNotAllowed:
+			return ferr.Code, apiError{Code: codeMethodNotAllowed, Message: "method not allowed on this route"}, true
+		case stdhttp.StatusRequestEntityTooLarge:
+			return ferr.Code, apiError{Code: messages.CodePayloadTooLarge, Message: "request body exceeds 64 KiB"}, true
+		}
+		if ferr.Code >= 400 && ferr.Code < 500 {
+			return stdhttp.StatusBadRequest, apiError{Code: messages.CodeInvalidRequest, Message: ferr.Message}, true
+		}
+	}
+	return stdhttp.StatusInternalServerError, apiError{Code: codeInternal, Message: "internal error"}, false
+}
+
+// errorHandler writes the error body of err; it is Fiber's ErrorHandler.
+func (h *handlers) errorHandler(c *fiber.Ctx, err error) error {
+	status, body, ok := statusOf(err)
+	if !ok {
+		h.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	switch {
+	case status == stdhttp.StatusServiceUnavailable, body.Code == messages.CodePaymentInProgress:
+		c.Set(fiber.HeaderRetryAfter, "1")
+	case body.Code == messages.CodeTokenInvalid || body.Code == messages.CodeTokenNotActive:
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer`)
+	}
+	return c.Status(status).JSON(body)
+}
+
+// invalid is a 400 INVALID_REQUEST.
+func invalid(format string, args ...any) error {
+	return messages.Reject(messages.CodeInvalidRequest, format, args...)
+}
+
+// invalidAmount is a 400 INVALID_AMOUNT.
+func invalidAmount(format string, args ...any) error {
+	return messages.Reject(messages.CodeInvalidAmount, format, args...)
+}
