@@ -22,7 +22,8 @@ run: ## start a local PostgreSQL (unless DATABASE_URL is set) and run the server
 		export DATABASE_URL="$${out##*$$'\n'}"; \
 		echo "DATABASE_URL=$$DATABASE_URL"; \
 	fi; \
-	exec $(GO) run ./cmd/concertd -demo $(RUN_ARGS)
+	$(GO) build -o bin/concertd ./cmd/concertd; \
+	exec bin/concertd -demo $(RUN_ARGS)
 
 build: ## build bin/concertd
 	$(GO) build -o bin/concertd ./cmd/concertd
@@ -35,6 +36,8 @@ test: ## run every test; tests start their own PostgreSQL (or use TEST_DATABASE_
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update; \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev; \
 	fi
+	@# The tests start their own PostgreSQL from its binaries: install them if missing.
+	@if [[ -z "$${TEST_DATABASE_URL:-}" ]]; then bash scripts/pg-local.sh install; fi
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # The persistence and HTTP benchmarks need PostgreSQL; like the tests, they

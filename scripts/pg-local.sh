@@ -286,12 +286,15 @@ cmd_url() {
 }
 
 case "${1:-}" in
+# install: make sure the PostgreSQL binaries (and, as root, the postgres
+# user) exist; `make test` calls it so its test harness finds them.
+install) ensure_binaries && ensure_os_user ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 wipe) cmd_wipe ;;
 url) cmd_url ;;
 *)
-	echo "usage: $0 start|stop|wipe|url" >&2
+	echo "usage: $0 install|start|stop|wipe|url" >&2
 	exit 2
 	;;
 esac

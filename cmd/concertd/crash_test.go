@@ -263,6 +263,7 @@ func TestKillNineKeepsEveryAcknowledgedChange(t *testing.T) {
 	wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	t.Logf("before the kill: %d acknowledged changes, %d holds, %d payments, %d cancels", l.acknowledged, len(l.holds), len(l.paid), len(l.cancelled))
 	require.Greater(t, l.acknowledged, 20, "the load made progress before the kill")
 	require.NotEmpty(t, l.paid, "some payments were acknowledged before the kill")
 
