@@ -96,6 +96,10 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 	case *actor.ReceiveTimeout:
 		if j.idle() && (j.opt.CanPassivate == nil || j.opt.CanPassivate()) {
 			j.leave(ctx)
+		} else if j.opt.IdleTTL > 0 {
+			// Proto.Actor cancels the receive timeout when it fires: arm it
+			// again, or a vetoed actor would never passivate later.
+			ctx.SetReceiveTimeout(j.opt.IdleTTL)
 		}
 		return true
 	case *cluster.LeaveGranted:

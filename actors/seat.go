@@ -1,0 +1,555 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/concert/ticketing/cluster"
+	"github.com/concert/ticketing/messages"
+	"github.com/concert/ticketing/persistence"
+)
+
+// SeatCatalog is what the seat actor reads from the catalog;
+// persistence.Catalog implements it.
+type SeatCatalog interface {
+	// Option returns the concert option, or an error wrapping
+	// persistence.ErrNotFound.
+	Option(ctx context.Context, optionID int64) (persistence.ConcertOption, error)
+	// Seats returns the option's seats.
+	Seats(ctx context.Context, optionID int64) ([]persistence.Seat, error)
+}
+
+var _ SeatCatalog = (*persistence.Catalog)(nil)
+
+// Seat actor defaults, used where SeatConfig leaves a field zero.
+const (
+	seatDefaultHoldTTL      = 5 * time.Minute
+	seatDefaultDebitTimeout = 5 * time.Second
+	seatCatalogTimeout      = 5 * time.Second
+	seatJournalPrefix       = "seat/"
+	// seatRetryMin and seatRetryMax bound the backoff between debits whose
+	// outcome is unknown.
+	seatRetryMin = 100 * time.Millisecond
+	seatRetryMax = 5 * time.Second
+	// seatWakeAfter is how long a seat actor that broke down with live holds
+	// or payments waits before it wakes its next incarnation.
+	seatWakeAfter = time.Second
+)
+
+// SeatConfig configures the seat actors (kind "seat", one per concert
+// option, identity = the option id in decimal).
+type SeatConfig struct {
+	Journal Journal
+	Catalog SeatCatalog
+	// Router reaches the wallet actors (kind "wallet", identity = user id)
+	// for debits and hold-slot releases, and wakes a broken seat actor.
+	Router cluster.Router
+	// HoldTTL is how long a hold lasts unpaid (default 5 minutes).
+	HoldTTL time.Duration
+	// HoldLimit is the most seats a user may hold on one date (≤ 0: no
+	// limit here; the wallet enforces the limit across dates).
+	HoldLimit int
+	// SnapshotEvery is the number of events between snapshots (≤ 0: never).
+	SnapshotEvery int
+	// IdleTTL passivates a seat actor without live holds or payments after
+	// this long without messages (0: never).
+	IdleTTL time.Duration
+	// DebitTimeout bounds one debit request to the wallet (default 5 s);
+	// after it the outcome is unknown and the debit is retried.
+	DebitTimeout time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+func (c SeatConfig) withDefaults() SeatConfig {
+	if c.HoldTTL <= 0 {
+		c.HoldTTL = seatDefaultHoldTTL
+	}
+	if c.DebitTimeout <= 0 {
+		c.DebitTimeout = seatDefaultDebitTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// NewSeatProducer returns the producer of seat actors for cluster.NewLocal
+// (kind "seat"). Each seat actor journals under "seat/<optionId>".
+//
+// A seat actor answers HoldSeat, GetReservation, CancelReservation and
+// PayReservation with *messages.ReservationResult carrying the reservation,
+// GetAvailability with *messages.SeatAvailability, and every refusal with a
+// bare *messages.Rejection — each only once the state it rests on is
+// durable.
+func NewSeatProducer(cfg SeatConfig) cluster.Producer {
+	cfg = cfg.withDefaults()
+	return func(identity string) actor.Actor {
+		optionID, err := strconv.ParseInt(identity, 10, 64)
+		if err != nil || optionID <= 0 {
+			optionID = 0 // an unknown option: nothing can be held
+		}
+		id := seatJournalPrefix + identity
+		if optionID > 0 {
+			id = seatJournalPrefix + strconv.FormatInt(optionID, 10)
+		}
+		a := &seatActor{
+			cfg:      cfg,
+			identity: identity,
+			optionID: optionID,
+			state:    newSeatState(optionID),
+			timers:   map[int64]*time.Timer{},
+			payments: map[int64]*payment{},
+			log:      cfg.Logger.With("actor", id),
+		}
+		a.j = NewJournaled(JournaledOptions{
+			ID:            id,
+			Journal:       cfg.Journal,
+			Model:         a.state,
+			SnapshotEvery: cfg.SnapshotEvery,
+			IdleTTL:       cfg.IdleTTL,
+			CanPassivate:  a.canPassivate,
+			Logger:        a.log,
+		})
+		return a
+	}
+}
+
+// seatActor owns the seats of one concert option and every reservation on
+// it, and coordinates the payment saga of those reservations.
+type seatActor struct {
+	cfg      SeatConfig
+	identity string
+	optionID int64
+	j        *Journaled
+	state    *seatState
+	cat      *seatCatalog // nil until loaded
+	log      *slog.Logger
+
+	self *actor.PID
+	root *actor.RootContext
+
+	timers         map[int64]*time.Timer // hold expiry timers by reservation
+	payments       map[int64]*payment    // payments in flight by reservation
+	recoveryFailed bool
+}
+
+// payment is the coordinator's memory of one payment in flight; the durable
+// part is the PaymentStarted event.
+type payment struct {
+	waiters  []*actor.PID // callers to answer with the outcome
+	attempt  int          // number of the latest debit request
+	inFlight bool         // a debit request is out
+	backoff  time.Duration
+	retry    *time.Timer
+}
+
+// Internal messages, sent by the actor's own timers and goroutines.
+type (
+	holdTimer    struct{ id int64 }
+	debitRetry   struct{ id int64 }
+	debitOutcome struct {
+		id      int64
+		attempt int
+		reply   proto.Message
+		err     error
+	}
+)
+
+// Receive implements actor.Actor.
+func (a *seatActor) Receive(ctx actor.Context) {
+	_, starting := ctx.Message().(*actor.Started)
+	if starting {
+		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
+	}
+	if a.j.Intercept(ctx) {
+		if starting {
+			a.recoveryFailed = true
+		}
+		return
+	}
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.started()
+	case *actor.Stopped:
+		a.stopped()
+	case *holdTimer:
+		a.onHoldTimer(msg.id)
+	case *debitOutcome:
+		a.onDebitOutcome(msg)
+	case *debitRetry:
+		a.debit(msg.id)
+	case *messages.HoldSeat:
+		a.hold(ctx, msg)
+	case *messages.GetReservation:
+		a.get(ctx, msg)
+	case *messages.CancelReservation:
+		a.cancel(ctx, msg)
+	case *messages.PayReservation:
+		a.pay(ctx, msg)
+	case *messages.GetAvailability:
+		a.availability(ctx)
+	case actor.SystemMessage, actor.AutoReceiveMessage:
+	default:
+		if ctx.Sender() != nil {
+			a.j.Reply(ctx, messages.Reject(messages.CodeInvalidRequest, "seat actor cannot handle %T", msg))
+		}
+	}
+}
+
+// started runs after recovery: it loads the catalog, arms a timer for every
+// live hold and re-drives every payment that was in flight.
+func (a *seatActor) started() {
+	if err := a.ensureCatalog(); err != nil {
+		a.log.Warn("catalog not loaded; retrying on the next command", "err", err)
+	}
+	for _, id := range a.state.sortedIDs(a.state.live) {
+		a.arm(a.state.reservations[id])
+	}
+	for _, id := range a.state.sortedIDs(a.state.paying) {
+		a.payments[id] = &payment{}
+		a.log.Info("re-driving a payment in flight", "reservation", id)
+		a.debit(id)
+	}
+}
+
+// stopped cancels the timers; a broken actor that still has work wakes its
+// next incarnation, so expiries and payments go on without a request.
+func (a *seatActor) stopped() {
+	for id, t := range a.timers {
+		t.Stop()
+		delete(a.timers, id)
+	}
+	// Callers still waiting for a payment learn that its outcome is
+	// unknown; the next incarnation finishes the payment.
+	rej := messages.Reject(messages.CodeStoreUnavailable,
+		"seat/%d stopped during a payment; retry with the same idempotency key", a.optionID)
+	for _, p := range a.payments {
+		if p.retry != nil {
+			p.retry.Stop()
+		}
+		for _, w := range p.waiters {
+			a.root.Send(w, rej)
+		}
+		p.waiters = nil
+	}
+	if !a.j.Broken() || a.cfg.Router == nil || (!a.recoveryFailed && len(a.state.live) == 0) {
+		return
+	}
+	router, identity := a.cfg.Router, a.identity
+	time.AfterFunc(seatWakeAfter, func() { router.Send("seat", identity, &messages.GetAvailability{}) })
+}
+
+func (a *seatActor) canPassivate() bool {
+	return len(a.state.live) == 0 && len(a.payments) == 0
+}
+
+// ensureCatalog loads the option and its seats once per incarnation.
+func (a *seatActor) ensureCatalog() error {
+	if a.cat != nil {
+		return nil
+	}
+	if a.optionID <= 0 || a.cfg.Catalog == nil {
+		a.cat = &seatCatalog{}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), seatCatalogTimeout)
+	defer cancel()
+	opt, err := a.cfg.Catalog.Option(ctx, a.optionID)
+	if errors.Is(err, persistence.ErrNotFound) {
+		a.cat = &seatCatalog{}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("seat/%d load option: %w", a.optionID, err)
+	}
+	seats, err := a.cfg.Catalog.Seats(ctx, a.optionID)
+	if err != nil {
+		return fmt.Errorf("seat/%d load seats: %w", a.optionID, err)
+	}
+	a.cat = newSeatCatalog(opt, seats)
+	return nil
+}
+
+// ready loads the catalog if needed and expires the holds that ran out; on
+// a catalog failure it answers STORE_UNAVAILABLE and returns false.
+func (a *seatActor) ready(ctx actor.Context, now time.Time) bool {
+	if err := a.ensureCatalog(); err != nil {
+		a.j.Reply(ctx, messages.Reject(messages.CodeStoreUnavailable, "%v", err))
+		return false
+	}
+	a.expire(dueExpiries(a.state, now))
+	return true
+}
+
+func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
+	now := a.cfg.Now()
+	if !a.ready(ctx, now) {
+		return
+	}
+	ev, rej := decideHold(a.state, a.cat, c, now, a.cfg.HoldTTL, a.cfg.HoldLimit)
+	if rej != nil {
+		a.j.Reply(ctx, rej)
+		return
+	}
+	a.j.Persist(ev)
+	r := a.state.reservations[ev.ReservationId]
+	a.arm(r)
+	a.j.Reply(ctx, a.result(r))
+}
+
+func (a *seatActor) get(ctx actor.Context, c *messages.GetReservation) {
+	if !a.ready(ctx, a.cfg.Now()) {
+		return
+	}
+	r := a.state.reservations[c.GetReservationId()]
+	if r == nil {
+		a.j.Reply(ctx, rejectNoReservation(c.GetReservationId()))
+		return
+	}
+	a.j.Reply(ctx, a.result(r))
+}
+
+func (a *seatActor) cancel(ctx actor.Context, c *messages.CancelReservation) {
+	now := a.cfg.Now()
+	if !a.ready(ctx, now) {
+		return
+	}
+	ev, rej := decideCancel(a.state, c, now)
+	if rej != nil {
+		a.j.Reply(ctx, rej)
+		return
+	}
+	r := a.state.reservations[c.GetReservationId()]
+	if ev != nil {
+		a.j.Persist(ev)
+		a.unarm(r.Id)
+		a.releaseSlot(r)
+	}
+	a.j.Reply(ctx, a.result(r))
+}
+
+func (a *seatActor) availability(ctx actor.Context) {
+	if !a.ready(ctx, a.cfg.Now()) {
+		return
+	}
+	a.j.Reply(ctx, &messages.SeatAvailability{FreeSeatIds: freeSeats(a.state, a.cat)})
+}
+
+// expire persists HoldExpired events and releases their wallet slots.
+func (a *seatActor) expire(events []proto.Message) {
+	if len(events) == 0 {
+		return
+	}
+	a.j.Persist(events...)
+	for _, e := range events {
+		id := e.(*messages.HoldExpired).GetReservationId()
+		a.unarm(id)
+		a.releaseSlot(a.state.reservations[id])
+	}
+}
+
+// releaseSlot frees the reservation's hold slot at the wallet once the
+// change that ended the hold is durable. Fire and forget: a lost release
+// only keeps the slot until the hold's expiry, when it frees itself.
+func (a *seatActor) releaseSlot(r *messages.Reservation) {
+	if a.cfg.Router == nil || r == nil {
+		return
+	}
+	router, user, id := a.cfg.Router, r.UserId, r.Id
+	a.j.AfterDurable(func() {
+		router.Send("wallet", strconv.FormatInt(user, 10), &messages.ReleaseHoldSlot{UserId: user, ReservationId: id})
+	})
+}
+
+// arm starts (or restarts) the expiry timer of a live hold.
+func (a *seatActor) arm(r *messages.Reservation) {
+	a.unarm(r.Id)
+	d := max(time.UnixMilli(r.ExpiresAtMs).Sub(a.cfg.Now()), 0)
+	self, root, id := a.self, a.root, r.Id
+	a.timers[id] = time.AfterFunc(d, func() { root.Send(self, &holdTimer{id: id}) })
+}
+
+func (a *seatActor) unarm(id int64) {
+	if t := a.timers[id]; t != nil {
+		t.Stop()
+		delete(a.timers, id)
+	}
+}
+
+// onHoldTimer expires a hold whose time has come. Timers may be stale (the
+// hold was paid, cancelled or is being paid): the state decides.
+func (a *seatActor) onHoldTimer(id int64) {
+	delete(a.timers, id)
+	r := a.state.held(id)
+	if r == nil || r.Paying {
+		return // a payment's abort checks the expiry itself
+	}
+	now := a.cfg.Now()
+	if !isDue(r, now.UnixMilli()) {
+		a.arm(r)
+		return
+	}
+	a.expire([]proto.Message{&messages.HoldExpired{ReservationId: id, AtMs: now.UnixMilli()}})
+}
+
+// ---- the payment saga ----
+
+func (a *seatActor) pay(ctx actor.Context, c *messages.PayReservation) {
+	now := a.cfg.Now()
+	if !a.ready(ctx, now) {
+		return
+	}
+	action, started, rej := decidePay(a.state, c, now)
+	id := c.GetReservationId()
+	switch action {
+	case payReject:
+		a.j.Reply(ctx, rej)
+	case payDone:
+		a.j.Reply(ctx, a.result(a.state.reservations[id]))
+	case payJoin:
+		p := a.payments[id]
+		if p == nil { // cannot happen: Started re-drives every payment
+			p = &payment{}
+			a.payments[id] = p
+			a.debit(id)
+		}
+		if ctx.Sender() != nil {
+			p.waiters = append(p.waiters, ctx.Sender())
+		}
+	case payStart:
+		a.j.Persist(started)
+		p := &payment{}
+		if ctx.Sender() != nil {
+			p.waiters = append(p.waiters, ctx.Sender())
+		}
+		a.payments[id] = p
+		// Debit only once the lock is durable: a crash then always finds
+		// the payment in the journal and re-drives it.
+		a.j.AfterDurable(func() { a.debit(id) })
+	}
+}
+
+// debit asks the wallet to take the payment, from a goroutine that pipes
+// the outcome back as a debitOutcome. The wallet's debit is idempotent by
+// reservation id, so repeating it after an unknown outcome is safe.
+func (a *seatActor) debit(id int64) {
+	p, r := a.payments[id], a.state.held(id)
+	if p == nil || p.inFlight {
+		return
+	}
+	if r == nil || !r.Paying {
+		delete(a.payments, id)
+		return
+	}
+	p.inFlight = true
+	p.attempt++
+	cmd := &messages.DebitPayment{UserId: r.UserId, ReservationId: id, Amount: r.Price, IdempotencyKey: r.IdempotencyKey}
+	attempt, router, timeout, self, root := p.attempt, a.cfg.Router, a.cfg.DebitTimeout, a.self, a.root
+	go func() {
+		out := &debitOutcome{id: id, attempt: attempt}
+		if router == nil {
+			out.err = errors.New("no router to reach the wallet")
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			out.reply, out.err = router.Request(ctx, "wallet", strconv.FormatInt(cmd.UserId, 10), cmd)
+			cancel()
+		}
+		root.Send(self, out)
+	}()
+}
+
+// onDebitOutcome ends the saga on a definite answer of the wallet, or
+// schedules another debit when the outcome is unknown.
+func (a *seatActor) onDebitOutcome(o *debitOutcome) {
+	p := a.payments[o.id]
+	if p == nil || o.attempt != p.attempt {
+		return
+	}
+	p.inFlight = false
+	r := a.state.held(o.id)
+	if r == nil || !r.Paying {
+		delete(a.payments, o.id)
+		return
+	}
+	var rej *messages.Rejection
+	wr, _ := o.reply.(*messages.WalletResult)
+	switch {
+	case o.err == nil && wr.GetRejection() != nil:
+		rej = wr.GetRejection()
+	case o.err != nil:
+		errors.As(o.err, &rej)
+	}
+	now := a.cfg.Now()
+	switch {
+	case o.err == nil && rej == nil && wr.GetPayment() != nil:
+		paidAt := wr.GetPayment().GetAtMs()
+		if paidAt == 0 {
+			paidAt = now.UnixMilli()
+		}
+		a.j.Persist(&messages.ReservationConfirmed{ReservationId: o.id, PaidAtMs: paidAt, BalanceAfter: wr.GetPayment().GetBalanceAfter()})
+		a.finish(o.id, p, a.result(r))
+	case rej != nil && rej.GetCode() != messages.CodeStoreUnavailable:
+		a.j.Persist(&messages.PaymentAborted{ReservationId: o.id, Code: rej.GetCode(), AtMs: now.UnixMilli()})
+		if isDue(r, now.UnixMilli()) {
+			a.j.Persist(&messages.HoldExpired{ReservationId: o.id, AtMs: now.UnixMilli()})
+		} else {
+			a.arm(r)
+		}
+		a.finish(o.id, p, proto.Clone(rej))
+	default:
+		err := o.err
+		if err == nil {
+			err = fmt.Errorf("unexpected wallet reply %T", o.reply)
+		}
+		p.backoff = min(max(2*p.backoff, seatRetryMin), seatRetryMax)
+		a.log.Warn("debit outcome unknown; retrying", "reservation", o.id, "attempt", o.attempt, "in", p.backoff, "err", err)
+		busy := messages.Reject(messages.CodeStoreUnavailable,
+			"payment of reservation %d is pending; retry with the same idempotency key", o.id)
+		for _, w := range p.waiters {
+			a.j.ReplyTo(w, busy)
+		}
+		p.waiters = nil
+		self, root, id := a.self, a.root, o.id
+		p.retry = time.AfterFunc(p.backoff, func() { root.Send(self, &debitRetry{id: id}) })
+	}
+}
+
+// finish ends a payment: the hold is over (paid, or aborted and perhaps
+// expired), so its wallet slot is released if it is no longer HELD, and
+// every waiter gets reply.
+func (a *seatActor) finish(id int64, p *payment, reply proto.Message) {
+	delete(a.payments, id)
+	if p.retry != nil {
+		p.retry.Stop()
+	}
+	r := a.state.reservations[id]
+	if r.Status != messages.ReservationStatus_RESERVATION_HELD {
+		a.unarm(id)
+		a.releaseSlot(r)
+	}
+	for _, w := range p.waiters {
+		a.j.ReplyTo(w, reply)
+	}
+}
+
+// result is the reply carrying a copy of the reservation as a caller sees
+// it (the state keeps changing after the reply is queued).
+func (a *seatActor) result(r *messages.Reservation) *messages.ReservationResult {
+	v := proto.Clone(r).(*messages.Reservation)
+	v.ConcertOptionId = a.optionID
+	if a.cat != nil {
+		v.ConcertId = a.cat.concertID
+	}
+	return &messages.ReservationResult{Reservation: v}
+}
