@@ -206,7 +206,13 @@ func (j *Journaled) release() {
 			j.root.Send(w.to, w.reply)
 		}
 	}
+	// Clear the released entries: an idle actor must not keep its last
+	// replies (and their callers' futures) reachable.
+	clear(j.waiting[:n])
 	j.waiting = j.waiting[n:]
+	if len(j.waiting) == 0 {
+		j.waiting = nil
+	}
 }
 
 func (j *Journaled) maybeSnapshot() {
@@ -296,11 +302,14 @@ func (j *Journaled) idle() bool {
 }
 
 func (j *Journaled) leave(ctx actor.Context) {
-	if ctx.Parent() == nil {
+	manager := cluster.ManagerOf(ctx)
+	if manager == nil {
+		// Not placed by a manager (spawned directly): nobody forwards to
+		// it, so it can stop at once.
 		ctx.Stop(ctx.Self())
 		return
 	}
-	ctx.Request(ctx.Parent(), &cluster.Leave{})
+	ctx.Request(manager, &cluster.Leave{})
 }
 
 func (j *Journaled) stopIfDone(ctx actor.Context) {

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/ctxext"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 )
@@ -100,7 +101,33 @@ type deliver struct {
 	msg      any
 }
 
-// Leave is what a child sends its parent, with ctx.Request so the parent
+// managerExtensionID keys the context extension that tells a placed actor
+// its manager. Assigned once at start-up, read-only afterwards.
+var managerExtensionID = ctxext.NextContextExtensionID()
+
+type managerExtension struct{ pid *actor.PID }
+
+func (*managerExtension) ExtensionID() ctxext.ContextExtensionID { return managerExtensionID }
+
+// ManagerOf returns the manager that placed the actor of ctx — where it sends
+// Leave — or nil for an actor not placed by Local. It is kept on the actor's
+// context, so it survives a supervisor restart of the actor.
+//
+// Actors are spawned from the root and watched rather than spawned as the
+// manager's children, because Proto.Actor's child set keeps a reference to
+// removed children (PIDSet.Remove does not clear the vacated slot), which
+// would keep every passivated actor in memory.
+func ManagerOf(ctx actor.Context) (manager *actor.PID) {
+	// Proto.Actor's extension table panics on an index past its end, which
+	// is what an actor without our extension may hit.
+	defer func() { _ = recover() }()
+	if ext, ok := ctx.Get(managerExtensionID).(*managerExtension); ok {
+		return ext.pid
+	}
+	return nil
+}
+
+// Leave is what an actor sends its manager, with ctx.Request so the manager
 // knows the sender, when it wants to stop (idle, or broken after a failed
 // write). The manager stops forwarding to it, answers
 // LeaveGranted — which the child receives after every message forwarded
@@ -149,6 +176,12 @@ func (m *manager) Receive(ctx actor.Context) {
 			c.leaving = true
 			ctx.Send(c.pid, &LeaveGranted{})
 		}
+	case *actor.Stopping:
+		// The children are not the manager's in Proto.Actor's sense: stop
+		// them explicitly, and wait, so Stop leaves nothing running.
+		for _, c := range m.children {
+			_ = ctx.ActorSystem().Root.StopFuture(c.pid).Wait()
+		}
 	case *actor.Terminated:
 		identity, ok := m.byPID[msg.Who.GetId()]
 		if !ok {
@@ -173,8 +206,11 @@ func (m *manager) spawn(ctx actor.Context, identity string) *child {
 		m.byPID = map[string]string{}
 	}
 	produce := m.produce
-	props := actor.PropsFromProducer(func() actor.Actor { return produce(identity) }, m.mailbox)
-	pid := ctx.Spawn(props)
+	ext := &managerExtension{pid: ctx.Self()}
+	props := actor.PropsFromProducer(func() actor.Actor { return produce(identity) }, m.mailbox,
+		actor.WithOnInit(func(c actor.Context) { c.Set(ext) }))
+	pid := ctx.ActorSystem().Root.Spawn(props)
+	ctx.Watch(pid)
 	c := &child{pid: pid}
 	m.children[identity] = c
 	m.byPID[pid.GetId()] = identity

@@ -39,7 +39,7 @@ func (c *counter) Receive(ctx actor.Context) {
 		c.total += msg.Value
 		ctx.Respond(wrapperspb.Int64(c.total))
 		if c.eagerLeave {
-			ctx.Request(ctx.Parent(), &cluster.Leave{})
+			ctx.Request(cluster.ManagerOf(ctx), &cluster.Leave{})
 		}
 	case *cluster.LeaveGranted:
 		ctx.Stop(ctx.Self())
