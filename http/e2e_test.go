@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	apihttp "github.com/concert/ticketing/http"
 	"github.com/concert/ticketing/node"
 	"github.com/concert/ticketing/persistence/pgtest"
 )
@@ -543,7 +544,8 @@ func TestE2EOperations(t *testing.T) {
 	require.Equal(t, "ready", e.ok(200, e.do("GET", "/readyz", nil, nil))["status"])
 	e.fails(404, "NOT_FOUND", e.do("GET", "/nowhere", nil, nil))
 	e.fails(405, "METHOD_NOT_ALLOWED", e.do("PUT", "/users", `{}`, nil))
-	e.fails(413, "PAYLOAD_TOO_LARGE", e.do("POST", "/users", `{"name":"`+strings.Repeat("x", 70<<10)+`"}`, nil))
+	status, raw := apihttp.PostOversized(t, strings.TrimPrefix(e.base, "http://"), "/users")
+	e.fails(413, "PAYLOAD_TOO_LARGE", reply{status: status, raw: raw})
 
 	spec := e.do("GET", "/openapi.yaml", nil, nil)
 	require.Equal(t, 200, spec.status)

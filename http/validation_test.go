@@ -1,7 +1,9 @@
 package http
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -193,12 +196,31 @@ func TestPayloadTooLarge(t *testing.T) {
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.Shutdown() })
 
-	body := `{"name":"` + strings.Repeat("x", MaxBodyBytes) + `"}`
-	res, err := stdhttp.Post("http://"+ln.Addr().String()+"/users", "application/json", strings.NewReader(body))
+	status, raw := PostOversized(t, ln.Addr().String(), "/users")
+	require.Equal(t, stdhttp.StatusRequestEntityTooLarge, status)
+	var e apiError
+	require.NoError(t, json.Unmarshal(raw, &e))
+	require.Equal(t, "PAYLOAD_TOO_LARGE", e.Code)
+}
+
+// PostOversized announces a body just over the limit and sends only its
+// first bytes, then reads the answer: the server must refuse on the
+// announced length. Writing the whole body races with the server closing the
+// connection after its 413 (the client then sees a reset, not the answer).
+// Exported for the end-to-end tests.
+func PostOversized(t *testing.T, addr, path string) (int, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"name\":\"",
+		path, addr, MaxBodyBytes+1)
+	require.NoError(t, err)
+	res, err := stdhttp.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err)
 	defer res.Body.Close()
-	require.Equal(t, stdhttp.StatusRequestEntityTooLarge, res.StatusCode)
-	var e apiError
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&e))
-	require.Equal(t, "PAYLOAD_TOO_LARGE", e.Code)
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, raw
 }
