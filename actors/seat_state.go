@@ -229,11 +229,21 @@ func isDue(r *messages.Reservation, nowMs int64) bool {
 // is not being paid, in id order.
 func dueExpiries(s *seatState, now time.Time) []proto.Message {
 	nowMs := now.UnixMilli()
-	var events []proto.Message
-	for _, id := range s.sortedIDs(s.live) {
+	// Every command calls this: find the due holds (usually none) before
+	// sorting anything.
+	var due []int64
+	for id := range s.live {
 		if isDue(s.reservations[id], nowMs) {
-			events = append(events, &messages.HoldExpired{ReservationId: id, AtMs: nowMs})
+			due = append(due, id)
 		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	slices.Sort(due)
+	events := make([]proto.Message, len(due))
+	for i, id := range due {
+		events[i] = &messages.HoldExpired{ReservationId: id, AtMs: nowMs}
 	}
 	return events
 }

@@ -43,12 +43,17 @@ func New(cfg Config) *fiber.App {
 
 	app := fiber.New(fiber.Config{
 		BodyLimit: MaxBodyBytes,
-		// Header values reach actors and their journals (the token, the
-		// Idempotency-Key) and metric labels: they must not alias fasthttp's
-		// reused buffers.
-		Immutable:             true,
+		// Not Immutable: Fiber's strings (headers, params, method, body)
+		// alias fasthttp's buffers, which the next request on the
+		// connection reuses. The few that outlive a handler are copied
+		// where they are taken: the bearer token and the Idempotency-Key
+		// (they reach actors and journals), the metric labels (metrics.go)
+		// and the logged method and path (errors.go). Everything else is
+		// parsed into numbers or times, or decoded by encoding/json (which
+		// copies), before the handler returns.
 		DisableStartupMessage: true,
 		ErrorHandler:          h.errorHandler,
+		JSONEncoder:           encodeJSON,
 		AppName:               "concert-ticketing",
 	})
 	app.Use(newMetrics(cfg.Registerer, cfg.Booking, h.errorHandler))

@@ -20,11 +20,117 @@ func object(c *fiber.Ctx) (fields, error) {
 	if len(body) == 0 || body[0] != '{' {
 		return nil, invalid("the body must be a JSON object")
 	}
+	if f, ok := flatNumbers(body); ok {
+		return f, nil
+	}
 	var f fields
 	if err := json.Unmarshal(body, &f); err != nil {
 		return nil, invalid("malformed JSON: %v", err)
 	}
 	return f, nil
+}
+
+// flatNumbers parses the common body of the hot paths — a flat object
+// whose keys are plain ASCII words and whose values are JSON numbers, like
+// {"userId":1,"seatId":2} — without reflection. It gives up (false) on
+// anything else, which encoding/json then parses (or rejects) as before;
+// on what it accepts it returns what json.Unmarshal returns. The values
+// alias body: they are parsed before the handler returns.
+func flatNumbers(body []byte) (fields, bool) {
+	i := skipSpace(body, 1) // body[0] is '{'
+	f := make(fields, 2)
+	if i < len(body) && body[i] == '}' {
+		return f, skipSpace(body, i+1) == len(body)
+	}
+	for {
+		// "key"
+		if i >= len(body) || body[i] != '"' {
+			return nil, false
+		}
+		k := i + 1
+		for k < len(body) && isWordByte(body[k]) {
+			k++
+		}
+		if k == i+1 || k >= len(body) || body[k] != '"' {
+			return nil, false
+		}
+		key := body[i+1 : k]
+		i = skipSpace(body, k+1)
+		if i >= len(body) || body[i] != ':' {
+			return nil, false
+		}
+		// number
+		i = skipSpace(body, i+1)
+		end, ok := scanNumber(body, i)
+		if !ok {
+			return nil, false
+		}
+		f[string(key)] = json.RawMessage(body[i:end])
+		i = skipSpace(body, end)
+		if i >= len(body) {
+			return nil, false
+		}
+		switch body[i] {
+		case ',':
+			i = skipSpace(body, i+1)
+		case '}':
+			return f, skipSpace(body, i+1) == len(body)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// scanNumber returns the end of the JSON number at b[i:], or false if
+// there is none: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func scanNumber(b []byte, i int) (int, bool) {
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
 }
 
 // raw returns a field's JSON text; a null field counts as missing.
@@ -124,11 +230,12 @@ func pathID(name, s string) (int64, error) {
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header, or
-// "" (which the service answers TOKEN_INVALID).
+// "" (which the service answers TOKEN_INVALID). The token is a copy: it may
+// outlive the request (an actor message, a token to expire).
 func bearer(c *fiber.Ctx) string {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(c.Get(fiber.HeaderAuthorization)), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return ""
 	}
-	return strings.TrimSpace(token)
+	return strings.Clone(strings.TrimSpace(token))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	stdhttp "net/http"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -90,7 +91,8 @@ func statusOf(err error) (status int, body apiError, ok bool) {
 func (h *handlers) errorHandler(c *fiber.Ctx, err error) error {
 	status, body, ok := statusOf(err)
 	if !ok {
-		h.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		// Copies: a log handler may keep the record beyond the request.
+		h.log.Error("request failed", "method", strings.Clone(c.Method()), "path", strings.Clone(c.Path()), "err", err)
 	}
 	switch {
 	case status == stdhttp.StatusServiceUnavailable, body.Code == messages.CodePaymentInProgress:

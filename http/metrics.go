@@ -2,6 +2,8 @@ package http
 
 import (
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,6 +35,7 @@ func newMetrics(reg prometheus.Registerer, b Booking, onError fiber.ErrorHandler
 			Help: "Active queue tokens.",
 		}, func() float64 { _, a := b.QueueSizes(); return float64(a) }),
 	)
+	observers := &observerCache{vec: duration, m: map[observerKey]prometheus.Observer{}}
 	return func(c *fiber.Ctx) error {
 		start, self := time.Now(), c.Route()
 		if err := c.Next(); err != nil {
@@ -44,10 +47,43 @@ func newMetrics(reg prometheus.Registerer, b Booking, onError fiber.ErrorHandler
 		if c.Route() == self { // no handler matched
 			route = unmatchedRoute
 		}
-		duration.WithLabelValues(route, c.Method(), strconv.Itoa(c.Response().StatusCode())).
-			Observe(time.Since(start).Seconds())
+		observers.get(route, c.Method(), c.Response().StatusCode()).Observe(time.Since(start).Seconds())
 		return nil
 	}
+}
+
+// observerKey is one label set of http_request_duration_seconds.
+type observerKey struct {
+	route, method string
+	status        int
+}
+
+// observerCache remembers the histogram of each label set, so that a
+// request costs one map look-up instead of hashing its labels (and
+// formatting its status) in the vector.
+type observerCache struct {
+	vec *prometheus.HistogramVec
+	mu  sync.RWMutex
+	m   map[observerKey]prometheus.Observer
+}
+
+// get returns the observer of a label set. The strings may alias a
+// request's buffers: they are copied before they are kept (the label
+// values outlive the request).
+func (o *observerCache) get(route, method string, status int) prometheus.Observer {
+	k := observerKey{route: route, method: method, status: status}
+	o.mu.RLock()
+	obs, ok := o.m[k]
+	o.mu.RUnlock()
+	if ok {
+		return obs
+	}
+	k.route, k.method = strings.Clone(route), strings.Clone(method)
+	obs = o.vec.WithLabelValues(k.route, k.method, strconv.Itoa(status))
+	o.mu.Lock()
+	o.m[k] = obs
+	o.mu.Unlock()
+	return obs
 }
 
 // metricsHandler serves g in the Prometheus text format.

@@ -1,6 +1,10 @@
 package http
 
-import "github.com/gofiber/fiber/v2"
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
 
 // maxIdempotencyKeyLen bounds the Idempotency-Key header.
 const maxIdempotencyKeyLen = 255
@@ -9,7 +13,8 @@ const maxIdempotencyKeyLen = 255
 // Idempotency-Key) → 200 {"id", "reservation_id", "amount", "paymentDate",
 // "balance"}.
 func (h *handlers) pay(c *fiber.Ctx) error {
-	key := c.Get("Idempotency-Key")
+	// A copy: the key is journaled with the payment.
+	key := strings.Clone(c.Get("Idempotency-Key"))
 	if len(key) > maxIdempotencyKeyLen {
 		return invalid("Idempotency-Key must be at most %d characters", maxIdempotencyKeyLen)
 	}

@@ -1,6 +1,8 @@
 package http
 
 import (
+	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/concert/ticketing/messages"
@@ -89,4 +91,82 @@ func viewReservation(r *messages.Reservation) reservationView {
 		v.UpdateAt = msStamp(r.GetUpdateAtMs())
 	}
 	return v
+}
+
+// encodeJSON is the app's JSON encoder: the reservation view of the hold
+// path is written by hand (byte for byte what encoding/json writes, see
+// TestEncodeJSONMatchesEncodingJSON); everything else goes to
+// encoding/json.
+func encodeJSON(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case reservationView:
+		return v.appendJSON(make([]byte, 0, 320)), nil
+	case apiError:
+		if jsonSafe(v.Code) && jsonSafe(v.Message) {
+			b := make([]byte, 0, 32+len(v.Code)+len(v.Message))
+			b = append(b, `{"code":"`...)
+			b = append(b, v.Code...)
+			b = append(b, `","message":"`...)
+			b = append(b, v.Message...)
+			return append(b, `"}`...), nil
+		}
+	}
+	return json.Marshal(v)
+}
+
+// appendJSON appends v as encoding/json would encode it. Status and the
+// stamps are plain ASCII without characters that need escaping.
+func (v reservationView) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendInt(b, v.ID, 10)
+	b = append(b, `,"userId":`...)
+	b = strconv.AppendInt(b, v.UserID, 10)
+	b = append(b, `,"seatId":`...)
+	b = strconv.AppendInt(b, v.SeatID, 10)
+	b = append(b, `,"concertId":`...)
+	b = strconv.AppendInt(b, v.ConcertID, 10)
+	b = append(b, `,"concertOptionId":`...)
+	b = strconv.AppendInt(b, v.ConcertOptionID, 10)
+	b = append(b, `,"price":`...)
+	b = strconv.AppendInt(b, v.Price, 10)
+	b = append(b, `,"status":`...)
+	b = appendSafeString(b, v.Status)
+	b = append(b, `,"expiresAt":`...)
+	b = appendOptString(b, v.ExpiresAt)
+	b = append(b, `,"createdAt":`...)
+	b = appendOptString(b, v.CreatedAt)
+	b = append(b, `,"updateAt":`...)
+	b = appendOptString(b, v.UpdateAt)
+	return append(b, '}')
+}
+
+func appendOptString(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	return appendSafeString(b, *s)
+}
+
+// appendSafeString quotes s, which must satisfy jsonSafe (or be escaped by
+// encoding/json, as a fallback that cannot happen for our own strings).
+func appendSafeString(b []byte, s string) []byte {
+	if !jsonSafe(s) {
+		q, _ := json.Marshal(s)
+		return append(b, q...)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// jsonSafe reports whether s is printable ASCII that encoding/json writes
+// as is: no quote, backslash or HTML character (<, >, &), which it escapes.
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

@@ -1,10 +1,13 @@
 package node_test
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"log/slog"
 	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +29,11 @@ import (
 var (
 	benchPhase = flag.Duration("bench.phase", 10*time.Second, "length of each load phase of the node benchmarks")
 	benchFans  = flag.Int("bench.fans", 10000, "fans of BenchmarkHotOnSale")
+	// Node settings, to compare tunings of the hold path (0: the node's default).
+	benchWriters  = flag.Int("bench.writers", 0, "journal writers of the benchmarked node")
+	benchDBConns  = flag.Int("bench.dbconns", 0, "PostgreSQL pool size of the benchmarked node")
+	benchSnapshot = flag.Int("bench.snapshot", 0, "events between snapshots of the benchmarked node")
+	benchTrace    = flag.Bool("bench.trace", false, "log holds/s and journal batch latencies every second")
 )
 
 // startBenchNode starts a node on a fresh database and serves it on a
@@ -42,6 +50,10 @@ func startBenchNode(b *testing.B, activeTokens int) *loadgen.Client {
 		HoldTTL:      5 * time.Minute,
 		HoldLimit:    4,
 		Logger:       slog.New(slog.DiscardHandler),
+
+		JournalWriters: *benchWriters,
+		DBMaxConns:     *benchDBConns,
+		SnapshotEvery:  *benchSnapshot,
 	})
 	if err != nil {
 		b.Fatalf("start node: %v", err)
@@ -61,6 +73,10 @@ func startBenchNode(b *testing.B, activeTokens int) *loadgen.Client {
 		}
 		<-served
 	})
+	if *benchTrace {
+		stop := traceNode(b, "http://"+ln.Addr().String()+"/metrics")
+		b.Cleanup(stop)
+	}
 	target, err := loadgen.CheckTarget("http://"+ln.Addr().String(), false)
 	if err != nil {
 		b.Fatal(err)
@@ -162,4 +178,59 @@ func BenchmarkHotOnSale(b *testing.B) {
 	b.ReportMetric(r.HoldLatency.P99Ms, "hold_p99_ms")
 	b.ReportMetric(r.PaymentLatency.P50Ms, "pay_p50_ms")
 	b.ReportMetric(r.PaymentLatency.P99Ms, "pay_p99_ms")
+}
+
+// traceNode logs, every second, the holds answered 200, the journal
+// batches written and how many took longer than 16, 64 and 256 ms, and the
+// GC cycles, from the node's /metrics (-bench.trace).
+func traceNode(b *testing.B, url string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	scrape := func() map[string]float64 {
+		m := map[string]float64{}
+		resp, err := http.Get(url)
+		if err != nil {
+			return m
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			for key, prefix := range map[string]string{
+				"holds":   `http_request_duration_seconds_count{method="POST",route="/reservations",status="200"}`,
+				"batches": "journal_batch_seconds_count",
+				"le16":    `journal_batch_seconds_bucket{le="0.016"}`,
+				"le64":    `journal_batch_seconds_bucket{le="0.064"}`,
+				"le256":   `journal_batch_seconds_bucket{le="0.256"}`,
+				"events":  "journal_batch_size_sum",
+				"gc":      "go_gc_duration_seconds_count",
+			} {
+				if strings.HasPrefix(line, prefix+" ") {
+					v, _ := strconv.ParseFloat(strings.TrimSpace(line[len(prefix):]), 64)
+					m[key] = v
+				}
+			}
+		}
+		return m
+	}
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		prev := scrape()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			cur := scrape()
+			d := func(k string) float64 { return cur[k] - prev[k] }
+			b.Logf("trace holds %6.0f events %6.0f batches %5.0f >16ms %4.0f >64ms %4.0f >256ms %4.0f gc %3.0f",
+				d("holds"), d("events"), d("batches"), d("batches")-d("le16"), d("batches")-d("le64"), d("batches")-d("le256"), d("gc"))
+			prev = cur
+		}
+	}()
+	return func() { close(done); <-finished }
 }
