@@ -23,17 +23,22 @@ type HoldsConfig struct {
 	OnProgress func(Progress)
 }
 
-// holdTally is one worker's count, merged at the end.
-type holdTally struct {
-	attempts, holds, conflicts, cancels int64
-	errors                              map[string]int64
+// failures counts one worker's failed requests by kind.
+type failures struct {
+	errors map[string]int64
 }
 
-func (t *holdTally) fail(key string) {
-	if t.errors == nil {
-		t.errors = map[string]int64{}
+func (f *failures) fail(key string) {
+	if f.errors == nil {
+		f.errors = map[string]int64{}
 	}
-	t.errors[key]++
+	f.errors[key]++
+}
+
+// holdTally is one worker's count, merged at the end.
+type holdTally struct {
+	failures
+	attempts, holds, conflicts, cancels int64
 }
 
 // RunHolds runs the hold-path scenario on fx: one goroutine per user, user

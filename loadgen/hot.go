@@ -25,16 +25,10 @@ type HotConfig struct {
 	OnProgress func(Progress)
 }
 
+// hotTally is one worker's count, merged at the end.
 type hotTally struct {
+	failures
 	attempts, holds, conflicts int64
-	errors                     map[string]int64
-}
-
-func (t *hotTally) fail(key string) {
-	if t.errors == nil {
-		t.errors = map[string]int64{}
-	}
-	t.errors[key]++
 }
 
 // RunHot runs the on-sale on the first date of fx: every user of fx is a
