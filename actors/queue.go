@@ -250,16 +250,11 @@ func (m *queueModel) reset() {
 }
 
 // view is the token as callers see it.
+// It is the stored token plus what is derived on read: the expiry and,
+// while waiting, the position in line.
 func (m *queueModel) view(t *qtoken) *messages.Token {
-	v := &messages.Token{
-		Id:          t.id,
-		UserId:      t.userID,
-		Token:       t.token,
-		Status:      t.status,
-		CreatedAtMs: t.createdMs,
-		UpdateAtMs:  t.updatedMs,
-		ExpiresAtMs: t.updatedMs,
-	}
+	v := m.stored(t)
+	v.ExpiresAtMs = t.updatedMs
 	last := time.Unix(0, t.entry.last.Load()).UnixMilli()
 	switch t.status {
 	case messages.TokenStatus_TOKEN_WAIT:

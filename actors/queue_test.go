@@ -513,7 +513,7 @@ func TestQueueRestart(t *testing.T) {
 	}
 	// Replaying the journal alone gives the same state as snapshot + journal.
 	m := queueGiven(3)
-	for _, e := range wqDecoded(t, j, queueJournalPrefix+"main") {
+	for _, e := range journaledEvents(t, j, queueJournalPrefix+"main") {
 		m.Apply(e)
 	}
 	if !proto.Equal(m.Snapshot(), live) {

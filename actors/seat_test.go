@@ -312,8 +312,8 @@ func (h *seatHarness) waiters(id int64) int64 {
 	return res.(*wrapperspb.Int64Value).Value
 }
 
-// journaled decodes the actor's events as written.
-func seatJournaled(t *testing.T, j *actortest.MemJournal, actorID string) []proto.Message {
+// journaledEvents decodes an actor's events as written.
+func journaledEvents(t *testing.T, j *actortest.MemJournal, actorID string) []proto.Message {
 	t.Helper()
 	var out []proto.Message
 	for _, e := range j.Events(actorID) {
@@ -330,7 +330,7 @@ func seatJournaled(t *testing.T, j *actortest.MemJournal, actorID string) []prot
 func countEvents[T proto.Message](t *testing.T, j *actortest.MemJournal, actorID string) int {
 	t.Helper()
 	n := 0
-	for _, m := range seatJournaled(t, j, actorID) {
+	for _, m := range journaledEvents(t, j, actorID) {
 		if _, ok := m.(T); ok {
 			n++
 		}

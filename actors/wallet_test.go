@@ -24,20 +24,6 @@ import (
 
 // ---- helpers shared by the wallet, queue and token tests ----
 
-// wqDecoded returns an actor's journaled events.
-func wqDecoded(t *testing.T, j *actortest.MemJournal, actorID string) []proto.Message {
-	t.Helper()
-	var out []proto.Message
-	for _, e := range j.Events(actorID) {
-		m, err := decode(e.Type, e.Payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 func wqSnapshotSeq(j *actortest.MemJournal, actorID string) int64 {
 	s, _ := j.Snapshot(actorID)
 	return s.Seq
@@ -368,7 +354,7 @@ func (h *walletHarness) balance(t *testing.T, user string) int64 {
 func replayWallet(t *testing.T, j *actortest.MemJournal, user string) *walletModel {
 	t.Helper()
 	m := newWalletModel(0, 4)
-	for _, e := range wqDecoded(t, j, walletJournalPrefix+user) {
+	for _, e := range journaledEvents(t, j, walletJournalPrefix+user) {
 		m.Apply(e)
 	}
 	return m
