@@ -417,12 +417,15 @@ func (x *GetBalance) GetUserId() int64 {
 	return 0
 }
 
+// ChargePoints tops up a wallet. A non-empty idempotency_key makes it
+// idempotent: a second charge with the same key answers the first one.
 type ChargePoints struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Amount        int64                  `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	UserId         int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Amount         int64                  `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	IdempotencyKey string                 `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChargePoints) Reset() {
@@ -467,6 +470,13 @@ func (x *ChargePoints) GetAmount() int64 {
 		return x.Amount
 	}
 	return 0
+}
+
+func (x *ChargePoints) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 // DebitPayment is idempotent by reservation id (the payment id).
@@ -989,10 +999,11 @@ const file_commands_proto_rawDesc = "" +
 	"\rfree_seat_ids\x18\x01 \x03(\x03R\vfreeSeatIds\"%\n" +
 	"\n" +
 	"GetBalance\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\"?\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"h\n" +
 	"\fChargePoints\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\x03R\x06amount\"\x8f\x01\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\x8f\x01\n" +
 	"\fDebitPayment\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\x03R\rreservationId\x12\x16\n" +

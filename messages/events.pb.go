@@ -410,12 +410,14 @@ func (x *ReservationConfirmed) GetBalanceAfter() int64 {
 
 // PointsCharged: chargeBalance added to the balance.
 type PointsCharged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Amount        int64                  `protobuf:"varint,1,opt,name=amount,proto3" json:"amount,omitempty"`
-	BalanceAfter  int64                  `protobuf:"varint,2,opt,name=balance_after,json=balanceAfter,proto3" json:"balance_after,omitempty"`
-	AtMs          int64                  `protobuf:"varint,3,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Amount       int64                  `protobuf:"varint,1,opt,name=amount,proto3" json:"amount,omitempty"`
+	BalanceAfter int64                  `protobuf:"varint,2,opt,name=balance_after,json=balanceAfter,proto3" json:"balance_after,omitempty"`
+	AtMs         int64                  `protobuf:"varint,3,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	// idempotency_key is the client's key of the charge, if it sent one.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PointsCharged) Reset() {
@@ -467,6 +469,13 @@ func (x *PointsCharged) GetAtMs() int64 {
 		return x.AtMs
 	}
 	return 0
+}
+
+func (x *PointsCharged) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 // PaymentDebited: a payment took money. payment id = reservation id.
@@ -828,6 +837,60 @@ func (x *TokenExpired) GetReason() string {
 	return ""
 }
 
+// TokensTouched records that ACTIVE or WAIT tokens were used at at_ms (a
+// batch of last-use reports), so idle expiry survives a restart.
+type TokensTouched struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenIds      []int64                `protobuf:"varint,1,rep,packed,name=token_ids,json=tokenIds,proto3" json:"token_ids,omitempty"`
+	AtMs          int64                  `protobuf:"varint,2,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokensTouched) Reset() {
+	*x = TokensTouched{}
+	mi := &file_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokensTouched) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokensTouched) ProtoMessage() {}
+
+func (x *TokensTouched) ProtoReflect() protoreflect.Message {
+	mi := &file_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokensTouched.ProtoReflect.Descriptor instead.
+func (*TokensTouched) Descriptor() ([]byte, []int) {
+	return file_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TokensTouched) GetTokenIds() []int64 {
+	if x != nil {
+		return x.TokenIds
+	}
+	return nil
+}
+
+func (x *TokensTouched) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
 var File_events_proto protoreflect.FileDescriptor
 
 const file_events_proto_rawDesc = "" +
@@ -860,11 +923,12 @@ const file_events_proto_rawDesc = "" +
 	"\x0ereservation_id\x18\x01 \x01(\x03R\rreservationId\x12\x1c\n" +
 	"\n" +
 	"paid_at_ms\x18\x02 \x01(\x03R\bpaidAtMs\x12#\n" +
-	"\rbalance_after\x18\x03 \x01(\x03R\fbalanceAfter\"a\n" +
+	"\rbalance_after\x18\x03 \x01(\x03R\fbalanceAfter\"\x8a\x01\n" +
 	"\rPointsCharged\x12\x16\n" +
 	"\x06amount\x18\x01 \x01(\x03R\x06amount\x12#\n" +
 	"\rbalance_after\x18\x02 \x01(\x03R\fbalanceAfter\x12\x13\n" +
-	"\x05at_ms\x18\x03 \x01(\x03R\x04atMs\"\xb2\x01\n" +
+	"\x05at_ms\x18\x03 \x01(\x03R\x04atMs\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\xb2\x01\n" +
 	"\x0ePaymentDebited\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\x03R\rreservationId\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12#\n" +
@@ -887,7 +951,10 @@ const file_events_proto_rawDesc = "" +
 	"\fTokenExpired\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\x03R\atokenId\x12\x13\n" +
 	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reasonB'Z%github.com/concert/ticketing/messagesb\x06proto3"
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"A\n" +
+	"\rTokensTouched\x12\x1b\n" +
+	"\ttoken_ids\x18\x01 \x03(\x03R\btokenIds\x12\x13\n" +
+	"\x05at_ms\x18\x02 \x01(\x03R\x04atMsB'Z%github.com/concert/ticketing/messagesb\x06proto3"
 
 var (
 	file_events_proto_rawDescOnce sync.Once
@@ -901,7 +968,7 @@ func file_events_proto_rawDescGZIP() []byte {
 	return file_events_proto_rawDescData
 }
 
-var file_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_events_proto_goTypes = []any{
 	(*SeatHeld)(nil),             // 0: concert.messages.SeatHeld
 	(*HoldCancelled)(nil),        // 1: concert.messages.HoldCancelled
@@ -916,6 +983,7 @@ var file_events_proto_goTypes = []any{
 	(*TokenIssued)(nil),          // 10: concert.messages.TokenIssued
 	(*TokenActivated)(nil),       // 11: concert.messages.TokenActivated
 	(*TokenExpired)(nil),         // 12: concert.messages.TokenExpired
+	(*TokensTouched)(nil),        // 13: concert.messages.TokensTouched
 }
 var file_events_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -936,7 +1004,7 @@ func file_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_events_proto_rawDesc), len(file_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -289,10 +289,13 @@ func (x *Reservation) GetIdempotencyKey() string {
 }
 
 // SeatSnapshot is the seat actor's whole state.
+// Closed reservations (cancelled, expired, confirmed) leave the snapshot
+// once archived; sold seats stay in sold_seats.
 type SeatSnapshot struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	NextReservationNo int64                  `protobuf:"varint,1,opt,name=next_reservation_no,json=nextReservationNo,proto3" json:"next_reservation_no,omitempty"`
 	Reservations      []*Reservation         `protobuf:"bytes,2,rep,name=reservations,proto3" json:"reservations,omitempty"`
+	SoldSeats         []*SoldSeat            `protobuf:"bytes,3,rep,name=sold_seats,json=soldSeats,proto3" json:"sold_seats,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -341,6 +344,66 @@ func (x *SeatSnapshot) GetReservations() []*Reservation {
 	return nil
 }
 
+func (x *SeatSnapshot) GetSoldSeats() []*SoldSeat {
+	if x != nil {
+		return x.SoldSeats
+	}
+	return nil
+}
+
+// SoldSeat records a seat sold for good and the reservation that bought it.
+type SoldSeat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SeatId        int64                  `protobuf:"varint,1,opt,name=seat_id,json=seatId,proto3" json:"seat_id,omitempty"`
+	ReservationId int64                  `protobuf:"varint,2,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SoldSeat) Reset() {
+	*x = SoldSeat{}
+	mi := &file_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SoldSeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SoldSeat) ProtoMessage() {}
+
+func (x *SoldSeat) ProtoReflect() protoreflect.Message {
+	mi := &file_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SoldSeat.ProtoReflect.Descriptor instead.
+func (*SoldSeat) Descriptor() ([]byte, []int) {
+	return file_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SoldSeat) GetSeatId() int64 {
+	if x != nil {
+		return x.SeatId
+	}
+	return 0
+}
+
+func (x *SoldSeat) GetReservationId() int64 {
+	if x != nil {
+		return x.ReservationId
+	}
+	return 0
+}
+
 type Payment struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ReservationId  int64                  `protobuf:"varint,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
@@ -354,7 +417,7 @@ type Payment struct {
 
 func (x *Payment) Reset() {
 	*x = Payment{}
-	mi := &file_state_proto_msgTypes[2]
+	mi := &file_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +429,7 @@ func (x *Payment) String() string {
 func (*Payment) ProtoMessage() {}
 
 func (x *Payment) ProtoReflect() protoreflect.Message {
-	mi := &file_state_proto_msgTypes[2]
+	mi := &file_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +442,7 @@ func (x *Payment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payment.ProtoReflect.Descriptor instead.
 func (*Payment) Descriptor() ([]byte, []int) {
-	return file_state_proto_rawDescGZIP(), []int{2}
+	return file_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Payment) GetReservationId() int64 {
@@ -427,7 +490,7 @@ type HoldSlot struct {
 
 func (x *HoldSlot) Reset() {
 	*x = HoldSlot{}
-	mi := &file_state_proto_msgTypes[3]
+	mi := &file_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +502,7 @@ func (x *HoldSlot) String() string {
 func (*HoldSlot) ProtoMessage() {}
 
 func (x *HoldSlot) ProtoReflect() protoreflect.Message {
-	mi := &file_state_proto_msgTypes[3]
+	mi := &file_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +515,7 @@ func (x *HoldSlot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldSlot.ProtoReflect.Descriptor instead.
 func (*HoldSlot) Descriptor() ([]byte, []int) {
-	return file_state_proto_rawDescGZIP(), []int{3}
+	return file_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HoldSlot) GetReservationId() int64 {
@@ -476,13 +539,14 @@ type WalletSnapshot struct {
 	ChargedTotal  int64                  `protobuf:"varint,2,opt,name=charged_total,json=chargedTotal,proto3" json:"charged_total,omitempty"`
 	Payments      []*Payment             `protobuf:"bytes,3,rep,name=payments,proto3" json:"payments,omitempty"`
 	Slots         []*HoldSlot            `protobuf:"bytes,4,rep,name=slots,proto3" json:"slots,omitempty"`
+	Charges       []*Charge              `protobuf:"bytes,5,rep,name=charges,proto3" json:"charges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WalletSnapshot) Reset() {
 	*x = WalletSnapshot{}
-	mi := &file_state_proto_msgTypes[4]
+	mi := &file_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +558,7 @@ func (x *WalletSnapshot) String() string {
 func (*WalletSnapshot) ProtoMessage() {}
 
 func (x *WalletSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_state_proto_msgTypes[4]
+	mi := &file_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +571,7 @@ func (x *WalletSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalletSnapshot.ProtoReflect.Descriptor instead.
 func (*WalletSnapshot) Descriptor() ([]byte, []int) {
-	return file_state_proto_rawDescGZIP(), []int{4}
+	return file_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WalletSnapshot) GetBalance() int64 {
@@ -538,6 +602,82 @@ func (x *WalletSnapshot) GetSlots() []*HoldSlot {
 	return nil
 }
 
+func (x *WalletSnapshot) GetCharges() []*Charge {
+	if x != nil {
+		return x.Charges
+	}
+	return nil
+}
+
+// Charge is a top-up recorded under a client's idempotency key.
+type Charge struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Amount         int64                  `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	BalanceAfter   int64                  `protobuf:"varint,3,opt,name=balance_after,json=balanceAfter,proto3" json:"balance_after,omitempty"`
+	AtMs           int64                  `protobuf:"varint,4,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Charge) Reset() {
+	*x = Charge{}
+	mi := &file_state_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Charge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Charge) ProtoMessage() {}
+
+func (x *Charge) ProtoReflect() protoreflect.Message {
+	mi := &file_state_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Charge.ProtoReflect.Descriptor instead.
+func (*Charge) Descriptor() ([]byte, []int) {
+	return file_state_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Charge) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Charge) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *Charge) GetBalanceAfter() int64 {
+	if x != nil {
+		return x.BalanceAfter
+	}
+	return 0
+}
+
+func (x *Charge) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
 // Token as the queue manager knows it.
 type Token struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -558,7 +698,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_state_proto_msgTypes[5]
+	mi := &file_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +710,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_state_proto_msgTypes[5]
+	mi := &file_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +723,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_state_proto_rawDescGZIP(), []int{5}
+	return file_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Token) GetId() int64 {
@@ -660,7 +800,7 @@ type QueueSnapshot struct {
 
 func (x *QueueSnapshot) Reset() {
 	*x = QueueSnapshot{}
-	mi := &file_state_proto_msgTypes[6]
+	mi := &file_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +812,7 @@ func (x *QueueSnapshot) String() string {
 func (*QueueSnapshot) ProtoMessage() {}
 
 func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_state_proto_msgTypes[6]
+	mi := &file_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +825,7 @@ func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshot.ProtoReflect.Descriptor instead.
 func (*QueueSnapshot) Descriptor() ([]byte, []int) {
-	return file_state_proto_rawDescGZIP(), []int{6}
+	return file_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueueSnapshot) GetNextTokenId() int64 {
@@ -714,7 +854,7 @@ type Rejection struct {
 
 func (x *Rejection) Reset() {
 	*x = Rejection{}
-	mi := &file_state_proto_msgTypes[7]
+	mi := &file_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +866,7 @@ func (x *Rejection) String() string {
 func (*Rejection) ProtoMessage() {}
 
 func (x *Rejection) ProtoReflect() protoreflect.Message {
-	mi := &file_state_proto_msgTypes[7]
+	mi := &file_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +879,7 @@ func (x *Rejection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
 func (*Rejection) Descriptor() ([]byte, []int) {
-	return file_state_proto_rawDescGZIP(), []int{7}
+	return file_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Rejection) GetCode() string {
@@ -781,10 +921,15 @@ const file_state_proto_rawDesc = "" +
 	"\n" +
 	"paid_at_ms\x18\r \x01(\x03R\bpaidAtMs\x12#\n" +
 	"\rbalance_after\x18\x0e \x01(\x03R\fbalanceAfter\x12'\n" +
-	"\x0fidempotency_key\x18\x0f \x01(\tR\x0eidempotencyKey\"\x81\x01\n" +
+	"\x0fidempotency_key\x18\x0f \x01(\tR\x0eidempotencyKey\"\xbc\x01\n" +
 	"\fSeatSnapshot\x12.\n" +
 	"\x13next_reservation_no\x18\x01 \x01(\x03R\x11nextReservationNo\x12A\n" +
-	"\freservations\x18\x02 \x03(\v2\x1d.concert.messages.ReservationR\freservations\"\xab\x01\n" +
+	"\freservations\x18\x02 \x03(\v2\x1d.concert.messages.ReservationR\freservations\x129\n" +
+	"\n" +
+	"sold_seats\x18\x03 \x03(\v2\x1a.concert.messages.SoldSeatR\tsoldSeats\"J\n" +
+	"\bSoldSeat\x12\x17\n" +
+	"\aseat_id\x18\x01 \x01(\x03R\x06seatId\x12%\n" +
+	"\x0ereservation_id\x18\x02 \x01(\x03R\rreservationId\"\xab\x01\n" +
 	"\aPayment\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\x03R\rreservationId\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12#\n" +
@@ -793,12 +938,18 @@ const file_state_proto_rawDesc = "" +
 	"\x05at_ms\x18\x05 \x01(\x03R\x04atMs\"U\n" +
 	"\bHoldSlot\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\x03R\rreservationId\x12\"\n" +
-	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs\"\xb8\x01\n" +
+	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs\"\xec\x01\n" +
 	"\x0eWalletSnapshot\x12\x18\n" +
 	"\abalance\x18\x01 \x01(\x03R\abalance\x12#\n" +
 	"\rcharged_total\x18\x02 \x01(\x03R\fchargedTotal\x125\n" +
 	"\bpayments\x18\x03 \x03(\v2\x19.concert.messages.PaymentR\bpayments\x120\n" +
-	"\x05slots\x18\x04 \x03(\v2\x1a.concert.messages.HoldSlotR\x05slots\"\xaa\x02\n" +
+	"\x05slots\x18\x04 \x03(\v2\x1a.concert.messages.HoldSlotR\x05slots\x122\n" +
+	"\acharges\x18\x05 \x03(\v2\x18.concert.messages.ChargeR\acharges\"\x83\x01\n" +
+	"\x06Charge\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12#\n" +
+	"\rbalance_after\x18\x03 \x01(\x03R\fbalanceAfter\x12\x13\n" +
+	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\"\xaa\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x14\n" +
@@ -842,31 +993,35 @@ func file_state_proto_rawDescGZIP() []byte {
 }
 
 var file_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_state_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_state_proto_goTypes = []any{
 	(ReservationStatus)(0), // 0: concert.messages.ReservationStatus
 	(TokenStatus)(0),       // 1: concert.messages.TokenStatus
 	(*Reservation)(nil),    // 2: concert.messages.Reservation
 	(*SeatSnapshot)(nil),   // 3: concert.messages.SeatSnapshot
-	(*Payment)(nil),        // 4: concert.messages.Payment
-	(*HoldSlot)(nil),       // 5: concert.messages.HoldSlot
-	(*WalletSnapshot)(nil), // 6: concert.messages.WalletSnapshot
-	(*Token)(nil),          // 7: concert.messages.Token
-	(*QueueSnapshot)(nil),  // 8: concert.messages.QueueSnapshot
-	(*Rejection)(nil),      // 9: concert.messages.Rejection
+	(*SoldSeat)(nil),       // 4: concert.messages.SoldSeat
+	(*Payment)(nil),        // 5: concert.messages.Payment
+	(*HoldSlot)(nil),       // 6: concert.messages.HoldSlot
+	(*WalletSnapshot)(nil), // 7: concert.messages.WalletSnapshot
+	(*Charge)(nil),         // 8: concert.messages.Charge
+	(*Token)(nil),          // 9: concert.messages.Token
+	(*QueueSnapshot)(nil),  // 10: concert.messages.QueueSnapshot
+	(*Rejection)(nil),      // 11: concert.messages.Rejection
 }
 var file_state_proto_depIdxs = []int32{
 	0, // 0: concert.messages.Reservation.status:type_name -> concert.messages.ReservationStatus
 	2, // 1: concert.messages.SeatSnapshot.reservations:type_name -> concert.messages.Reservation
-	4, // 2: concert.messages.WalletSnapshot.payments:type_name -> concert.messages.Payment
-	5, // 3: concert.messages.WalletSnapshot.slots:type_name -> concert.messages.HoldSlot
-	1, // 4: concert.messages.Token.status:type_name -> concert.messages.TokenStatus
-	7, // 5: concert.messages.QueueSnapshot.tokens:type_name -> concert.messages.Token
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	4, // 2: concert.messages.SeatSnapshot.sold_seats:type_name -> concert.messages.SoldSeat
+	5, // 3: concert.messages.WalletSnapshot.payments:type_name -> concert.messages.Payment
+	6, // 4: concert.messages.WalletSnapshot.slots:type_name -> concert.messages.HoldSlot
+	8, // 5: concert.messages.WalletSnapshot.charges:type_name -> concert.messages.Charge
+	1, // 6: concert.messages.Token.status:type_name -> concert.messages.TokenStatus
+	9, // 7: concert.messages.QueueSnapshot.tokens:type_name -> concert.messages.Token
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_state_proto_init() }
@@ -880,7 +1035,7 @@ func file_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_state_proto_rawDesc), len(file_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
