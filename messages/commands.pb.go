@@ -973,6 +973,45 @@ func (x *TokenResult) GetRejection() *Rejection {
 	return nil
 }
 
+// Wake activates an actor (recovering it from its journal) so it resumes its
+// open work — expiries, payments in flight, admissions — without client
+// traffic. The node's reminder service sends it; the actor answers Wake.
+type Wake struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Wake) Reset() {
+	*x = Wake{}
+	mi := &file_commands_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Wake) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Wake) ProtoMessage() {}
+
+func (x *Wake) ProtoReflect() protoreflect.Message {
+	mi := &file_commands_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Wake.ProtoReflect.Descriptor instead.
+func (*Wake) Descriptor() ([]byte, []int) {
+	return file_commands_proto_rawDescGZIP(), []int{18}
+}
+
 var File_commands_proto protoreflect.FileDescriptor
 
 const file_commands_proto_rawDesc = "" +
@@ -1034,7 +1073,8 @@ const file_commands_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"w\n" +
 	"\vTokenResult\x12-\n" +
 	"\x05token\x18\x01 \x01(\v2\x17.concert.messages.TokenR\x05token\x129\n" +
-	"\trejection\x18\x02 \x01(\v2\x1b.concert.messages.RejectionR\trejectionB'Z%github.com/concert/ticketing/messagesb\x06proto3"
+	"\trejection\x18\x02 \x01(\v2\x1b.concert.messages.RejectionR\trejection\"\x06\n" +
+	"\x04WakeB'Z%github.com/concert/ticketing/messagesb\x06proto3"
 
 var (
 	file_commands_proto_rawDescOnce sync.Once
@@ -1048,7 +1088,7 @@ func file_commands_proto_rawDescGZIP() []byte {
 	return file_commands_proto_rawDescData
 }
 
-var file_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_commands_proto_goTypes = []any{
 	(*HoldSeat)(nil),          // 0: concert.messages.HoldSeat
 	(*GetReservation)(nil),    // 1: concert.messages.GetReservation
@@ -1068,18 +1108,19 @@ var file_commands_proto_goTypes = []any{
 	(*GetToken)(nil),          // 15: concert.messages.GetToken
 	(*ExpireToken)(nil),       // 16: concert.messages.ExpireToken
 	(*TokenResult)(nil),       // 17: concert.messages.TokenResult
-	(*Reservation)(nil),       // 18: concert.messages.Reservation
-	(*Rejection)(nil),         // 19: concert.messages.Rejection
-	(*Payment)(nil),           // 20: concert.messages.Payment
-	(*Token)(nil),             // 21: concert.messages.Token
+	(*Wake)(nil),              // 18: concert.messages.Wake
+	(*Reservation)(nil),       // 19: concert.messages.Reservation
+	(*Rejection)(nil),         // 20: concert.messages.Rejection
+	(*Payment)(nil),           // 21: concert.messages.Payment
+	(*Token)(nil),             // 22: concert.messages.Token
 }
 var file_commands_proto_depIdxs = []int32{
-	18, // 0: concert.messages.ReservationResult.reservation:type_name -> concert.messages.Reservation
-	19, // 1: concert.messages.ReservationResult.rejection:type_name -> concert.messages.Rejection
-	20, // 2: concert.messages.WalletResult.payment:type_name -> concert.messages.Payment
-	19, // 3: concert.messages.WalletResult.rejection:type_name -> concert.messages.Rejection
-	21, // 4: concert.messages.TokenResult.token:type_name -> concert.messages.Token
-	19, // 5: concert.messages.TokenResult.rejection:type_name -> concert.messages.Rejection
+	19, // 0: concert.messages.ReservationResult.reservation:type_name -> concert.messages.Reservation
+	20, // 1: concert.messages.ReservationResult.rejection:type_name -> concert.messages.Rejection
+	21, // 2: concert.messages.WalletResult.payment:type_name -> concert.messages.Payment
+	20, // 3: concert.messages.WalletResult.rejection:type_name -> concert.messages.Rejection
+	22, // 4: concert.messages.TokenResult.token:type_name -> concert.messages.Token
+	20, // 5: concert.messages.TokenResult.rejection:type_name -> concert.messages.Rejection
 	6,  // [6:6] is the sub-list for method output_type
 	6,  // [6:6] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
@@ -1099,7 +1140,7 @@ func file_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_commands_proto_rawDesc), len(file_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
