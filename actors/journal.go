@@ -7,6 +7,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -16,18 +17,28 @@ import (
 )
 
 // Journal is the storage an event-sourced actor needs; persistence.Journal
-// implements it.
+// (PostgreSQL) and actortest.MemJournal implement it.
 //
-// AppendAsync writes all of one call's events or none and calls done exactly
-// once from another goroutine: nil when durable, an error wrapping
-// persistence.ErrFenced when another incarnation already wrote one of these
-// sequence numbers, or one wrapping persistence.ErrUnavailable. Replay calls
-// fn in sequence order for every event after afterSeq.
+// AppendAsync either refuses the call at once — an error wrapping
+// persistence.ErrOverloaded (queue full; it matches ErrUnavailable) or an
+// invalid-argument error; nothing was written and done is never called — or
+// returns nil and later calls done exactly once from another goroutine: nil
+// when all of the call's events (and its reminder change) are durable, an
+// error wrapping persistence.ErrFenced when another incarnation already wrote
+// one of these sequence numbers (nothing kept), or one wrapping
+// persistence.ErrUnavailable (outcome unknown). Replay calls fn in sequence
+// order for every event after afterSeq. SaveSnapshot writes the snapshot and
+// its archived records in one transaction, or fails with
+// persistence.ErrSnapshotBusy when too many saves run. LoadArchived reads a
+// record archived by a snapshot. DueReminders lists reminders due before a
+// time, earliest first.
 type Journal interface {
-	AppendAsync(actorID string, events []persistence.Event, done func(error))
+	AppendAsync(actorID string, events []persistence.Event, reminder persistence.ReminderChange, done func(error)) error
 	LoadSnapshot(ctx context.Context, actorID string) (persistence.Snapshot, bool, error)
 	SaveSnapshot(ctx context.Context, actorID string, s persistence.Snapshot) error
 	Replay(ctx context.Context, actorID string, afterSeq int64, fn func(persistence.Event) error) error
+	LoadArchived(ctx context.Context, actorID string, key int64) (persistence.Archived, bool, error)
+	DueReminders(ctx context.Context, before time.Time, limit int) ([]persistence.Reminder, error)
 }
 
 // Model is the domain state of an event-sourced actor.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,6 +17,22 @@ import (
 	"github.com/concert/ticketing/persistence"
 )
 
+// Journaled defaults.
+const (
+	// maxUnsent bounds the events an actor may have applied but not yet
+	// handed to the journal (they wait behind its one write in flight);
+	// beyond it commands are refused with STORE_UNAVAILABLE, state unchanged.
+	maxUnsent = 10_000
+	// enqueueRetry is the first wait before handing a refused write to the
+	// journal again; it doubles up to enqueueRetryMax, with jitter.
+	enqueueRetry    = 5 * time.Millisecond
+	enqueueRetryMax = 500 * time.Millisecond
+	// recoverTimeout bounds loading the snapshot and replaying the journal.
+	recoverTimeout = 30 * time.Second
+	// snapshotTimeout bounds one snapshot save.
+	snapshotTimeout = 10 * time.Second
+)
+
 // JournaledOptions configures the event-sourcing mixin of one actor.
 type JournaledOptions struct {
 	ID            string        // stable identity in the journal, e.g. "seat/42"
@@ -23,8 +41,14 @@ type JournaledOptions struct {
 	SnapshotEvery int           // events between snapshots; ≤0 means never
 	IdleTTL       time.Duration // passivate after this long without messages; 0 = never
 	// CanPassivate, if set, vetoes passivation (e.g. while timers are armed).
+	// An actor whose model has a reminder (Reminding) never passivates while
+	// NextDue reports open work, whatever CanPassivate says.
 	CanPassivate func() bool
-	Logger       *slog.Logger
+	// Admission, if set, bounds the writes of all actors sharing it that
+	// are queued in the journal at once; a command that would exceed it is
+	// refused with STORE_UNAVAILABLE before it changes anything.
+	Admission *Admission
+	Logger    *slog.Logger
 }
 
 // Journaled is the event-sourcing mixin an actor embeds. It recovers the
@@ -32,22 +56,51 @@ type JournaledOptions struct {
 // once so the next message sees them, writes them through the journal's group
 // commit with at most one write in flight (so an actor's sequence never has
 // gaps), and holds back every reply until the events it observed are durable.
-// A failed write or a fence puts the actor out of service: pending and later
-// callers get STORE_UNAVAILABLE and the actor leaves, to be recovered from
-// the journal by its next incarnation.
+//
+// Every asynchronous completion (journal write, snapshot save, timer, a
+// goroutine's result) carries the incarnation that started it; any other
+// incarnation ignores it, so a new incarnation never takes an old one's
+// results as its own. A failed write, a fence, or a panic puts the actor out
+// of service: pending and later callers get STORE_UNAVAILABLE and the actor
+// leaves, to be replaced by a fresh incarnation recovered from the journal.
 type Journaled struct {
-	opt  JournaledOptions
-	self *actor.PID
-	root *actor.RootContext
+	opt         JournaledOptions
+	incarnation uint64 // random, fixed for this instance's life
+	self        *actor.PID
+	root        *actor.RootContext
+	manager     *actor.PID // nil when not placed by a cluster.Local manager
 
 	applied       int64 // last sequence number applied to the model
 	durable       int64 // last sequence number known durable
 	unsent        []persistence.Event
-	inFlight      bool
+	inFlight      bool // a write is queued or running in the journal
+	permit        bool // holds a slot of opt.Admission
+	retryWait     time.Duration
+	retrying      bool // a refused write waits for its retry timer
 	sinceSnapshot int
+	snapshotting  bool
 	waiting       []waiter
 	broken        error // non-nil: out of service
 	leaving       bool  // LeaveGranted received: stop once idle
+	askedLeave    bool  // Leave sent, no grant or Stay since
+	reminder      reminderMark
+	stats         JournaledStats
+}
+
+// JournaledStats counts what an incarnation did, for tests and diagnostics.
+type JournaledStats struct {
+	Recovered       int64         // events replayed at start
+	RecoveryTime    time.Duration // time to load the snapshot and replay
+	SnapshotBytes   int           // size of the last snapshot saved
+	Snapshots       int           // snapshots saved
+	StaleDeliveries int           // completions dropped as another incarnation's
+}
+
+// reminderMark is what this incarnation last asked the journal to store as
+// the actor's reminder.
+type reminderMark struct {
+	set   bool
+	dueAt time.Time
 }
 
 // waiter is a reply or action held until sequence seq is durable.
@@ -58,20 +111,79 @@ type waiter struct {
 	then  func()
 }
 
-// persisted reports the outcome of one journal write to the actor.
-type persisted struct {
-	upTo  int64
-	count int
-	err   error
+// envelope carries an asynchronous completion to the incarnation that
+// started it; fn runs on the actor's goroutine only if inc matches.
+type envelope struct {
+	inc uint64
+	fn  func()
+	// always runs fn even when the actor is out of service (the journal's
+	// completion must still clear the write in flight so the actor leaves).
+	always bool
+}
+
+// Reminding is implemented by models with work that must resume without
+// client traffic (Orleans' reminders): NextDue returns the earliest time the
+// actor has something to do, and false when it has no open work. The mixin
+// keeps a durable reminder no later than that time, written with the events,
+// and the node's ReminderService wakes the actor when it is due, e.g. after a
+// crash. NextDue must be cheap: it runs after every write.
+type Reminding interface {
+	NextDue() (time.Time, bool)
+}
+
+// Archiving is implemented by models whose closed records leave the state:
+// Snapshot must leave out the records Closed returns (copies, keyed by a
+// stable id), which are written to the journal's archive in the same
+// transaction as the snapshot; once that is durable, Forget drops them.
+type Archiving interface {
+	Closed() []ArchivedRecord
+	Forget(keys []int64)
+}
+
+// ArchivedRecord is one record leaving a model's state for the archive.
+type ArchivedRecord struct {
+	Key    int64
+	Record proto.Message
 }
 
 // NewJournaled builds the mixin; the actor must call Intercept first in its
-// Receive.
+// Receive, and defer Guard.
 func NewJournaled(opt JournaledOptions) *Journaled {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Journaled{opt: opt}
+	return &Journaled{opt: opt, incarnation: rand.Uint64()}
+}
+
+// Incarnation is this instance's random tag, distinct for each activation.
+func (j *Journaled) Incarnation() uint64 { return j.incarnation }
+
+// Stats returns a copy of the incarnation's counters.
+func (j *Journaled) Stats() JournaledStats { return j.stats }
+
+// Guard turns a panic in the actor's Receive into a breakdown: the actor is
+// taken out of service and replaced by a fresh incarnation, instead of being
+// restarted in place by the supervisor with a half-changed model and the old
+// incarnation's completions still in flight. Use as `defer j.Guard(ctx)`.
+func (j *Journaled) Guard(ctx actor.Context) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	j.opt.Logger.Error("actor panicked; replacing it", "actor", j.opt.ID,
+		"message", fmt.Sprintf("%T", ctx.Message()), "panic", r, "stack", string(debug.Stack()))
+	if ctx.Sender() != nil && !j.isInternal(ctx.Message()) {
+		ctx.Respond(unavailable(j.opt.ID, fmt.Errorf("panic: %v", r)))
+	}
+	j.breakDown(fmt.Errorf("%s panicked: %v", j.opt.ID, r))
+}
+
+func (j *Journaled) isInternal(msg any) bool {
+	switch msg.(type) {
+	case *envelope, actor.SystemMessage, actor.AutoReceiveMessage:
+		return true
+	}
+	return false
 }
 
 // Intercept handles the mixin's own messages and returns true when the actor
@@ -82,20 +194,28 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 	case *actor.Started:
 		j.self = ctx.Self()
 		j.root = ctx.ActorSystem().Root
+		j.manager = cluster.ManagerOf(ctx)
 		if err := j.recover(); err != nil {
-			j.breakDown(ctx, err)
+			j.opt.Logger.Warn("recovery failed", "actor", j.opt.ID, "err", err)
+			j.breakDown(err)
 			return true
 		}
 		if j.opt.IdleTTL > 0 {
 			ctx.SetReceiveTimeout(j.opt.IdleTTL)
 		}
 		return false
-	case *persisted:
-		j.onPersisted(ctx, msg)
+	case *envelope:
+		if msg.inc != j.incarnation {
+			j.stats.StaleDeliveries++
+			return true
+		}
+		if j.broken == nil || msg.always {
+			msg.fn()
+		}
 		return true
 	case *actor.ReceiveTimeout:
-		if j.idle() && (j.opt.CanPassivate == nil || j.opt.CanPassivate()) {
-			j.leave(ctx)
+		if j.idle() && !j.askedLeave && !j.hasOpenWork() && (j.opt.CanPassivate == nil || j.opt.CanPassivate()) {
+			j.leaveSelf()
 		} else if j.opt.IdleTTL > 0 {
 			// Proto.Actor cancels the receive timeout when it fires: arm it
 			// again, or a vetoed actor would never passivate later.
@@ -103,9 +223,21 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		}
 		return true
 	case *cluster.LeaveGranted:
+		if j.broken == nil && (j.hasOpenWork() || (j.opt.CanPassivate != nil && !j.opt.CanPassivate())) {
+			// Work arrived between asking to leave and the grant: stay, so
+			// its timers and sagas are not lost.
+			if j.manager != nil {
+				ctx.Request(j.manager, &cluster.Stay{})
+			}
+			j.askedLeave = false
+			return true
+		}
 		j.leaving = true
-		j.stopIfDone(ctx)
+		j.stopIfDone()
 		return true
+	case *actor.Stopped:
+		j.releasePermit()
+		return false
 	case actor.SystemMessage, actor.AutoReceiveMessage:
 		return false
 	}
@@ -115,22 +247,66 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		}
 		return true
 	}
+	if _, ok := ctx.Message().(*messages.Wake); ok {
+		j.onWake()
+		j.Reply(ctx, &messages.Wake{})
+		return true
+	}
 	return false
 }
 
+// Post returns a function that runs fn on this incarnation's goroutine
+// later; if the actor has been replaced meanwhile, fn is dropped. Safe to
+// call from any goroutine (a journal callback, a timer, a request).
+func (j *Journaled) Post() func(fn func()) {
+	self, root, inc := j.self, j.root, j.incarnation
+	return func(fn func()) { root.Send(self, &envelope{inc: inc, fn: fn}) }
+}
+
+// After runs fn on this incarnation after d, unless the returned timer is
+// stopped first or the actor was replaced.
+func (j *Journaled) After(d time.Duration, fn func()) *time.Timer {
+	post := j.Post()
+	return time.AfterFunc(d, func() { post(fn) })
+}
+
 // Persist applies events to the model now and queues them for the journal.
-func (j *Journaled) Persist(events ...proto.Message) {
-	for _, e := range events {
+// It changes nothing and returns a rejection when the events cannot be
+// stored (INVALID_REQUEST: they do not encode, e.g. a string that is not
+// UTF-8) or not now (STORE_UNAVAILABLE: the actor is out of service or the
+// journal is overloaded); the caller answers with that rejection.
+func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
+	if j.broken != nil {
+		return unavailable(j.opt.ID, j.broken)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	rows := make([]persistence.Event, len(events))
+	for i, e := range events {
 		typ, payload, err := encode(e)
 		if err != nil {
-			// Our own generated messages always encode; a failure is a bug.
-			panic(fmt.Sprintf("persist %s: %v", j.opt.ID, err))
+			j.opt.Logger.Warn("event cannot be stored", "actor", j.opt.ID, "err", err)
+			return messages.Reject(messages.CodeInvalidRequest, "the request holds text that cannot be stored")
 		}
-		j.opt.Model.Apply(e)
-		j.applied++
-		j.unsent = append(j.unsent, persistence.Event{Seq: j.applied, Type: typ, Payload: payload})
+		rows[i] = persistence.Event{Seq: j.applied + int64(i) + 1, Type: typ, Payload: payload}
 	}
+	if j.retrying || len(j.unsent)+len(rows) > maxUnsent {
+		return overloaded(j.opt.ID)
+	}
+	if !j.inFlight && !j.permit && j.opt.Admission != nil && !j.opt.Admission.tryAcquire() {
+		return overloaded(j.opt.ID)
+	}
+	if !j.inFlight && j.opt.Admission != nil {
+		j.permit = true
+	}
+	for _, e := range events {
+		j.opt.Model.Apply(e)
+	}
+	j.applied += int64(len(rows))
+	j.unsent = append(j.unsent, rows...)
 	j.flush()
+	return nil
 }
 
 // Reply answers the current message's sender once everything applied so far
@@ -164,32 +340,133 @@ func (j *Journaled) AfterDurable(fn func()) {
 // Broken reports whether the actor is out of service.
 func (j *Journaled) Broken() bool { return j.broken != nil }
 
+// Durable reports whether everything applied so far is durable.
+func (j *Journaled) Durable() bool { return j.applied == j.durable }
+
+// hasOpenWork reports whether the model says work is pending (Reminding).
+func (j *Journaled) hasOpenWork() bool {
+	r, ok := j.opt.Model.(Reminding)
+	if !ok {
+		return false
+	}
+	_, open := r.NextDue()
+	return open
+}
+
+// reminderChange is the update that keeps the stored reminder no later than
+// the model's next due time. A later due time is left alone (an early wake
+// is harmless and saves a write per hold); onWake moves it forward.
+func (j *Journaled) reminderChange() persistence.ReminderChange {
+	r, ok := j.opt.Model.(Reminding)
+	if !ok {
+		return persistence.ReminderChange{}
+	}
+	due, open := r.NextDue()
+	switch {
+	case open && (!j.reminder.set || due.Before(j.reminder.dueAt)):
+		j.reminder = reminderMark{set: true, dueAt: due}
+		return persistence.ReminderChange{Set: true, DueAt: due}
+	case !open && j.reminder.set:
+		j.reminder = reminderMark{}
+		return persistence.ReminderChange{Clear: true}
+	}
+	return persistence.ReminderChange{}
+}
+
+// onWake moves a reminder that is past but whose work is later (or gone),
+// so the reminder service stops waking a live actor for nothing.
+func (j *Journaled) onWake() {
+	r, ok := j.opt.Model.(Reminding)
+	if !ok {
+		return
+	}
+	due, open := r.NextDue()
+	if j.reminder.set && open && !due.After(j.reminder.dueAt) {
+		return
+	}
+	// Unknown or stale: write what the model says now.
+	if open {
+		j.reminder = reminderMark{set: true, dueAt: due}
+	} else {
+		j.reminder = reminderMark{set: true} // force a Clear below
+	}
+	if !j.inFlight && !j.retrying {
+		j.inFlight = true
+		j.send(nil)
+	}
+}
+
 func (j *Journaled) flush() {
-	if j.inFlight || len(j.unsent) == 0 || j.broken != nil {
+	if j.inFlight || j.retrying || len(j.unsent) == 0 || j.broken != nil {
 		return
 	}
 	events := j.unsent
 	j.unsent = nil
 	j.inFlight = true
-	upTo, count := events[len(events)-1].Seq, len(events)
-	self, root := j.self, j.root
-	j.opt.Journal.AppendAsync(j.opt.ID, events, func(err error) {
-		root.Send(self, &persisted{upTo: upTo, count: count, err: err})
+	j.send(events)
+}
+
+// send hands one write (events, possibly none, plus the reminder change) to
+// the journal; a refusal keeps the events and retries after a backoff.
+func (j *Journaled) send(events []persistence.Event) {
+	upTo := j.durable
+	if len(events) > 0 {
+		upTo = events[len(events)-1].Seq
+	}
+	count := len(events)
+	self, root, inc := j.self, j.root, j.incarnation
+	err := j.opt.Journal.AppendAsync(j.opt.ID, events, j.reminderChange(), func(err error) {
+		root.Send(self, &envelope{inc: inc, always: true, fn: func() { j.onPersisted(upTo, count, err) }})
+	})
+	if err == nil {
+		return
+	}
+	j.inFlight = false
+	if !errors.Is(err, persistence.ErrUnavailable) {
+		// Invalid rows are our bug, not the client's: nothing was written.
+		j.breakDown(err)
+		return
+	}
+	// Not queued, nothing written: keep the events, retry with backoff.
+	j.reminder = reminderMark{set: true} // unknown: rewrite on the next write
+	j.unsent = append(events, j.unsent...)
+	j.retrying = true
+	j.retryWait = min(max(2*j.retryWait, enqueueRetry), enqueueRetryMax)
+	wait := j.retryWait/2 + rand.N(j.retryWait/2+1)
+	j.After(wait, func() {
+		j.retrying = false
+		j.flush()
 	})
 }
 
-func (j *Journaled) onPersisted(ctx actor.Context, p *persisted) {
+func (j *Journaled) onPersisted(upTo int64, count int, err error) {
 	j.inFlight = false
-	if p.err != nil {
-		j.breakDown(ctx, p.err)
+	if j.broken != nil {
+		j.releasePermit()
+		j.stopIfDone()
 		return
 	}
-	j.durable = p.upTo
-	j.sinceSnapshot += p.count
+	if err != nil {
+		j.breakDown(err)
+		return
+	}
+	j.retryWait = 0
+	j.durable = max(j.durable, upTo)
+	j.sinceSnapshot += count
 	j.release()
 	j.flush()
+	if !j.inFlight {
+		j.releasePermit()
+	}
 	j.maybeSnapshot()
-	j.stopIfDone(ctx)
+	j.stopIfDone()
+}
+
+func (j *Journaled) releasePermit() {
+	if j.permit && j.opt.Admission != nil {
+		j.permit = false
+		j.opt.Admission.release()
+	}
 }
 
 // release sends the replies and runs the actions whose events are durable.
@@ -205,6 +482,9 @@ func (j *Journaled) release() {
 		} else {
 			j.root.Send(w.to, w.reply)
 		}
+		if j.broken != nil {
+			return // an action broke the actor; breakDown answered the rest
+		}
 	}
 	// Clear the released entries: an idle actor must not keep its last
 	// replies (and their callers' futures) reachable.
@@ -215,30 +495,75 @@ func (j *Journaled) release() {
 	}
 }
 
+// maybeSnapshot captures a snapshot on the actor's goroutine and encodes
+// and saves it on another (hashicorp/raft's two-phase snapshot): the model's
+// Snapshot must return values it will not mutate afterwards.
 func (j *Journaled) maybeSnapshot() {
-	if j.opt.SnapshotEvery <= 0 || j.sinceSnapshot < j.opt.SnapshotEvery || j.applied != j.durable {
+	if j.opt.SnapshotEvery <= 0 || j.sinceSnapshot < j.opt.SnapshotEvery || j.applied != j.durable || j.snapshotting {
 		return
 	}
+	state := j.opt.Model.Snapshot()
+	var closed []ArchivedRecord
+	if a, ok := j.opt.Model.(Archiving); ok {
+		closed = a.Closed()
+	}
+	seq, since := j.durable, j.sinceSnapshot
 	j.sinceSnapshot = 0
-	typ, payload, err := encode(j.opt.Model.Snapshot())
-	if err != nil {
-		j.opt.Logger.Error("snapshot encode", "actor", j.opt.ID, "err", err)
-		return
-	}
-	snap := persistence.Snapshot{Seq: j.durable, Type: typ, Payload: payload}
-	journal, id, logger := j.opt.Journal, j.opt.ID, j.opt.Logger
+	j.snapshotting = true
+	journal, id, logger, post := j.opt.Journal, j.opt.ID, j.opt.Logger, j.Post()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		// A lost snapshot costs only a longer replay: the events are durable.
-		if err := journal.SaveSnapshot(ctx, id, snap); err != nil {
+		size, err := saveSnapshot(journal, id, seq, state, closed)
+		post(func() { j.onSnapshotSaved(seq, since, size, closed, err) })
+		if err != nil && !errors.Is(err, persistence.ErrSnapshotBusy) {
+			// A lost snapshot costs only a longer replay: the events are durable.
 			logger.Warn("snapshot save failed", "actor", id, "err", err)
 		}
 	}()
 }
 
+func saveSnapshot(journal Journal, id string, seq int64, state proto.Message, closed []ArchivedRecord) (int, error) {
+	typ, payload, err := encode(state)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	snap := persistence.Snapshot{Seq: seq, Type: typ, Payload: payload}
+	for _, c := range closed {
+		t, p, err := encode(c.Record)
+		if err != nil {
+			return 0, fmt.Errorf("snapshot %s: archive %d: %w", id, c.Key, err)
+		}
+		snap.Archive = append(snap.Archive, persistence.Archived{Key: c.Key, Type: t, Payload: p})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+	defer cancel()
+	if err := journal.SaveSnapshot(ctx, id, snap); err != nil {
+		return 0, err
+	}
+	return len(payload), nil
+}
+
+func (j *Journaled) onSnapshotSaved(seq int64, since, size int, closed []ArchivedRecord, err error) {
+	j.snapshotting = false
+	if err != nil {
+		// Try again at the next write: the events since then still count.
+		j.sinceSnapshot += since
+		return
+	}
+	j.stats.Snapshots++
+	j.stats.SnapshotBytes = size
+	if a, ok := j.opt.Model.(Archiving); ok && len(closed) > 0 {
+		keys := make([]int64, len(closed))
+		for i, c := range closed {
+			keys[i] = c.Key
+		}
+		a.Forget(keys)
+	}
+	_ = seq
+}
+
 func (j *Journaled) recover() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
 	defer cancel()
 	snap, ok, err := j.opt.Journal.LoadSnapshot(ctx, j.opt.ID)
 	if err != nil {
@@ -265,23 +590,30 @@ func (j *Journaled) recover() error {
 		j.opt.Model.Apply(m)
 		j.applied = e.Seq
 		j.sinceSnapshot++
+		j.stats.Recovered++
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recover %s: replay: %w", j.opt.ID, err)
 	}
 	j.durable = j.applied
+	// Whatever reminder is stored, this incarnation has not written it: the
+	// first write sets it from the recovered state.
+	j.reminder = reminderMark{set: true}
+	j.stats.RecoveryTime = time.Since(start)
 	return nil
 }
 
 // breakDown takes the actor out of service: every held reply becomes
-// STORE_UNAVAILABLE and the actor asks to leave; the next incarnation
-// recovers what is really in the journal.
-func (j *Journaled) breakDown(ctx actor.Context, err error) {
+// STORE_UNAVAILABLE and the actor asks to leave once no write is in flight;
+// the next incarnation recovers what is really in the journal.
+func (j *Journaled) breakDown(err error) {
 	if j.broken == nil {
 		j.broken = err
 		if errors.Is(err, persistence.ErrFenced) {
 			j.opt.Logger.Warn("actor fenced by another incarnation", "actor", j.opt.ID, "err", err)
+		} else {
+			j.opt.Logger.Warn("actor out of service", "actor", j.opt.ID, "err", err)
 		}
 	}
 	rej := unavailable(j.opt.ID, err)
@@ -293,33 +625,44 @@ func (j *Journaled) breakDown(ctx actor.Context, err error) {
 	j.waiting = nil
 	j.unsent = nil
 	if !j.inFlight {
-		j.leave(ctx)
+		j.releasePermit()
 	}
+	j.stopIfDone()
 }
 
 func (j *Journaled) idle() bool {
-	return !j.inFlight && len(j.unsent) == 0 && len(j.waiting) == 0
+	return !j.inFlight && !j.retrying && len(j.unsent) == 0 && len(j.waiting) == 0 && !j.snapshotting
 }
 
-func (j *Journaled) leave(ctx actor.Context) {
-	manager := cluster.ManagerOf(ctx)
-	if manager == nil {
-		// Not placed by a manager (spawned directly): nobody forwards to
-		// it, so it can stop at once.
-		ctx.Stop(ctx.Self())
+// leaveSelf asks the manager to stop forwarding (cluster.Leave); an actor
+// not placed by a manager stops at once.
+func (j *Journaled) leaveSelf() {
+	j.askedLeave = true
+	if j.manager == nil {
+		j.root.Stop(j.self)
 		return
 	}
-	ctx.Request(manager, &cluster.Leave{})
+	j.root.RequestWithCustomSender(j.manager, &cluster.Leave{}, j.self)
 }
 
-func (j *Journaled) stopIfDone(ctx actor.Context) {
-	if j.leaving && !j.inFlight {
-		ctx.Stop(ctx.Self())
-	} else if j.broken != nil && !j.inFlight && !j.leaving {
-		j.leave(ctx)
+// stopIfDone stops a granted or broken actor once no write is in flight.
+func (j *Journaled) stopIfDone() {
+	if j.self == nil || j.inFlight {
+		return
+	}
+	if j.leaving {
+		j.root.Stop(j.self)
+	} else if j.broken != nil && !j.askedLeave {
+		j.leaveSelf()
 	}
 }
 
-func unavailable(id string, err error) *messages.Rejection {
-	return messages.Reject(messages.CodeStoreUnavailable, "%s cannot write its journal: %v", id, err)
+// unavailable is the rejection of a command the actor cannot serve; the
+// cause is logged, not sent, as it may hold store details.
+func unavailable(id string, _ error) *messages.Rejection {
+	return messages.Reject(messages.CodeStoreUnavailable, "%s is temporarily unavailable; retry shortly", id)
+}
+
+func overloaded(id string) *messages.Rejection {
+	return messages.Reject(messages.CodeStoreUnavailable, "%s is overloaded; retry shortly", id)
 }

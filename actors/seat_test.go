@@ -988,7 +988,9 @@ func seatAppend(t *testing.T, j *actortest.MemJournal, actorID string, events []
 		return
 	}
 	appended := make(chan error, 1)
-	j.AppendAsync(actorID, events, func(err error) { appended <- err })
+	if err := j.AppendAsync(actorID, events, persistence.ReminderChange{}, func(err error) { appended <- err }); err != nil {
+		t.Fatal(err)
+	}
 	if err := <-appended; err != nil {
 		t.Fatal(err)
 	}

@@ -137,6 +137,11 @@ type Leave struct{}
 // LeaveGranted tells a child that nothing more will be forwarded to it.
 type LeaveGranted struct{}
 
+// Stay is what a child that got LeaveGranted sends back (with ctx.Request)
+// when work arrived meanwhile and it must not stop: the manager forwards the
+// messages it held to the same child and goes on forwarding.
+type Stay struct{}
+
 type child struct {
 	pid     *actor.PID
 	leaving bool
@@ -175,6 +180,18 @@ func (m *manager) Receive(ctx actor.Context) {
 		if c := m.children[identity]; c != nil && !c.leaving {
 			c.leaving = true
 			ctx.Send(c.pid, &LeaveGranted{})
+		}
+	case *Stay:
+		identity, ok := m.byPID[ctx.Sender().GetId()]
+		if !ok {
+			return
+		}
+		if c := m.children[identity]; c != nil && c.leaving {
+			c.leaving = false
+			for _, h := range c.held {
+				ctx.RequestWithCustomSender(c.pid, h.msg, h.sender)
+			}
+			c.held = nil
 		}
 	case *actor.Stopping:
 		// The children are not the manager's in Proto.Actor's sense: stop

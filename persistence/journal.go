@@ -25,11 +25,42 @@ type Event struct {
 }
 
 // Snapshot is the latest saved state of an actor, covering events up to Seq.
+// Archive holds records that leave the actor's state with this snapshot.
 type Snapshot struct {
 	Seq     int64
 	Type    string
 	Payload []byte
+	Archive []Archived
 }
+
+// Archived is one record moved out of an actor's state into the archive.
+type Archived struct {
+	Key     int64
+	Type    string
+	Payload []byte
+}
+
+// ReminderChange is an optional update of an actor's reminder (a durable
+// wake-up) written with the events of one append. The zero value changes
+// nothing.
+type ReminderChange struct {
+	Set   bool
+	DueAt time.Time
+	Clear bool
+}
+
+// Reminder is one stored reminder.
+type Reminder struct {
+	ActorID string
+	DueAt   time.Time
+}
+
+// ErrOverloaded means the journal could not queue a write; nothing was
+// written. It matches ErrUnavailable too.
+var ErrOverloaded = fmt.Errorf("%w: journal overloaded", ErrUnavailable)
+
+// ErrSnapshotBusy means too many snapshot saves are running; retry later.
+var ErrSnapshotBusy = errors.New("snapshot writers busy")
 
 // Defaults of JournalOptions, chosen by BenchmarkJournal on a 2-core VM.
 const (
@@ -162,21 +193,31 @@ func NewJournal(pool *pgxpool.Pool, opts JournalOptions) *Journal {
 //
 // done must be cheap (send a message, close a channel): it runs on a writer
 // goroutine and delays the other callers of the batch.
-func (j *Journal) AppendAsync(actorID string, events []Event, done func(error)) {
+func (j *Journal) AppendAsync(actorID string, events []Event, _ ReminderChange, done func(error)) error {
 	if err := validateAppend(actorID, events); err != nil {
 		j.metrics.errors.WithLabelValues("invalid").Inc()
-		go done(fmt.Errorf("journal append %s: %w", actorID, err))
-		return
+		return fmt.Errorf("journal append %s: %w", actorID, err)
 	}
 	if len(events) == 0 {
 		go done(nil)
-		return
+		return nil
 	}
 	r := &request{actorID: actorID, events: events, done: done}
 	if err := j.enqueue(r); err != nil {
 		j.metrics.errors.WithLabelValues("unavailable").Inc()
-		go done(fmt.Errorf("journal append %s: %w", actorID, err))
+		return fmt.Errorf("journal append %s: %w", actorID, ErrOverloaded)
 	}
+	return nil
+}
+
+// DueReminders lists reminders due before the given time (shim).
+func (j *Journal) DueReminders(ctx context.Context, before time.Time, limit int) ([]Reminder, error) {
+	return nil, nil
+}
+
+// LoadArchived reads one archived record (shim).
+func (j *Journal) LoadArchived(ctx context.Context, actorID string, key int64) (Archived, bool, error) {
+	return Archived{}, false, nil
 }
 
 func (j *Journal) enqueue(r *request) error {
@@ -234,7 +275,9 @@ func (j *Journal) Append(ctx context.Context, actorID string, events []Event) er
 		return fmt.Errorf("journal append %s: %w", actorID, err)
 	}
 	ch := make(chan error, 1)
-	j.AppendAsync(actorID, events, func(err error) { ch <- err })
+	if err := j.AppendAsync(actorID, events, ReminderChange{}, func(err error) { ch <- err }); err != nil {
+		return err
+	}
 	select {
 	case err := <-ch:
 		return err

@@ -74,10 +74,9 @@ func (m *MemJournal) Delay(d time.Duration) {
 // AppendAsync implements actors.Journal. Whether the call fails (FailNext,
 // SetDown) is decided when it is made; the events are written, or fenced,
 // after the configured delay, on another goroutine that then calls done.
-func (m *MemJournal) AppendAsync(actorID string, events []persistence.Event, done func(error)) {
+func (m *MemJournal) AppendAsync(actorID string, events []persistence.Event, _ persistence.ReminderChange, done func(error)) error {
 	if err := validate(actorID, events); err != nil {
-		go done(fmt.Errorf("journal append %s: %w", actorID, err))
-		return
+		return fmt.Errorf("journal append %s: %w", actorID, err)
 	}
 	m.mu.Lock()
 	var fail error
@@ -106,6 +105,17 @@ func (m *MemJournal) AppendAsync(actorID string, events []persistence.Event, don
 		}
 		done(m.write(actorID, evs))
 	}()
+	return nil
+}
+
+// DueReminders implements actors.Journal (shim).
+func (m *MemJournal) DueReminders(ctx context.Context, before time.Time, limit int) ([]persistence.Reminder, error) {
+	return nil, nil
+}
+
+// LoadArchived implements actors.Journal (shim).
+func (m *MemJournal) LoadArchived(ctx context.Context, actorID string, key int64) (persistence.Archived, bool, error) {
+	return persistence.Archived{}, false, nil
 }
 
 // errDown is the cause reported while the journal is down.
