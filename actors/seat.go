@@ -38,9 +38,8 @@ const (
 	// outcome is unknown.
 	seatRetryMin = 100 * time.Millisecond
 	seatRetryMax = 5 * time.Second
-	// seatWakeAfter is how long a seat actor that broke down with live holds
-	// or payments waits before it wakes its next incarnation.
-	seatWakeAfter = time.Second
+	// seatArchiveTimeout bounds reading a closed reservation from the archive.
+	seatArchiveTimeout = 5 * time.Second
 )
 
 // SeatConfig configures the seat actors (kind "seat", one per concert
@@ -49,7 +48,7 @@ type SeatConfig struct {
 	Journal Journal
 	Catalog SeatCatalog
 	// Router reaches the wallet actors (kind "wallet", identity = user id)
-	// for debits and hold-slot releases, and wakes a broken seat actor.
+	// for debits and hold-slot releases.
 	Router cluster.Router
 	// HoldTTL is how long a hold lasts unpaid (default 5 minutes).
 	HoldTTL time.Duration
@@ -64,8 +63,11 @@ type SeatConfig struct {
 	// DebitTimeout bounds one debit request to the wallet (default 5 s);
 	// after it the outcome is unknown and the debit is retried.
 	DebitTimeout time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Admission, if set, is shared by all journaled actors of the node (see
+	// Admission).
+	Admission *Admission
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 func (c SeatConfig) withDefaults() SeatConfig {
@@ -104,13 +106,13 @@ func NewSeatProducer(cfg SeatConfig) cluster.Producer {
 			id = seatJournalPrefix + strconv.FormatInt(optionID, 10)
 		}
 		a := &seatActor{
-			cfg:      cfg,
-			identity: identity,
-			optionID: optionID,
-			state:    newSeatState(optionID),
-			timers:   map[int64]*time.Timer{},
-			payments: map[int64]*payment{},
-			log:      cfg.Logger.With("actor", id),
+			cfg:       cfg,
+			identity:  identity,
+			journalID: id,
+			optionID:  optionID,
+			state:     newSeatState(optionID),
+			payments:  map[int64]*payment{},
+			log:       cfg.Logger.With("actor", id),
 		}
 		a.j = NewJournaled(JournaledOptions{
 			ID:            id,
@@ -119,6 +121,7 @@ func NewSeatProducer(cfg SeatConfig) cluster.Producer {
 			SnapshotEvery: cfg.SnapshotEvery,
 			IdleTTL:       cfg.IdleTTL,
 			CanPassivate:  a.canPassivate,
+			Admission:     cfg.Admission,
 			Logger:        a.log,
 		})
 		return a
@@ -128,20 +131,20 @@ func NewSeatProducer(cfg SeatConfig) cluster.Producer {
 // seatActor owns the seats of one concert option and every reservation on
 // it, and coordinates the payment saga of those reservations.
 type seatActor struct {
-	cfg      SeatConfig
-	identity string
-	optionID int64
-	j        *Journaled
-	state    *seatState
-	cat      *seatCatalog // nil until loaded
-	log      *slog.Logger
+	cfg       SeatConfig
+	identity  string
+	journalID string
+	optionID  int64
+	j         *Journaled
+	state     *seatState
+	cat       *seatCatalog // nil until loaded
+	log       *slog.Logger
 
-	self *actor.PID
 	root *actor.RootContext
 
-	timers         map[int64]*time.Timer // hold expiry timers by reservation
-	payments       map[int64]*payment    // payments in flight by reservation
-	recoveryFailed bool
+	expiry   *time.Timer        // fires at the earliest hold deadline
+	expiryAt int64              // the deadline expiry is armed for (ms)
+	payments map[int64]*payment // payments in flight by reservation
 }
 
 // payment is the coordinator's memory of one payment in flight; the durable
@@ -154,28 +157,21 @@ type payment struct {
 	retry    *time.Timer
 }
 
-// Internal messages, sent by the actor's own timers and goroutines.
-type (
-	holdTimer    struct{ id int64 }
-	debitRetry   struct{ id int64 }
-	debitOutcome struct {
-		id      int64
-		attempt int
-		reply   proto.Message
-		err     error
-	}
-)
+// debitOutcome is the wallet's answer to one debit request.
+type debitOutcome struct {
+	id      int64
+	attempt int
+	reply   proto.Message
+	err     error
+}
 
 // Receive implements actor.Actor.
 func (a *seatActor) Receive(ctx actor.Context) {
-	_, starting := ctx.Message().(*actor.Started)
-	if starting {
-		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
+	defer a.j.Guard(ctx)
+	if _, ok := ctx.Message().(*actor.Started); ok {
+		a.root = ctx.ActorSystem().Root
 	}
 	if a.j.Intercept(ctx) {
-		if starting {
-			a.recoveryFailed = true
-		}
 		return
 	}
 	switch msg := ctx.Message().(type) {
@@ -183,12 +179,6 @@ func (a *seatActor) Receive(ctx actor.Context) {
 		a.started()
 	case *actor.Stopped:
 		a.stopped()
-	case *holdTimer:
-		a.onHoldTimer(msg.id)
-	case *debitOutcome:
-		a.onDebitOutcome(msg)
-	case *debitRetry:
-		a.debit(msg.id)
 	case *messages.HoldSeat:
 		a.hold(ctx, msg)
 	case *messages.GetReservation:
@@ -207,15 +197,14 @@ func (a *seatActor) Receive(ctx actor.Context) {
 	}
 }
 
-// started runs after recovery: it loads the catalog, arms a timer for every
-// live hold and re-drives every payment that was in flight.
+// started runs after recovery: it loads the catalog, arms the expiry timer
+// and re-drives every payment that was in flight.
 func (a *seatActor) started() {
 	if err := a.ensureCatalog(); err != nil {
 		a.log.Warn("catalog not loaded; retrying on the next command", "err", err)
 	}
-	for _, id := range a.state.sortedIDs(a.state.live) {
-		a.arm(a.state.reservations[id])
-	}
+	a.expire(dueExpiries(a.state, a.cfg.Now()))
+	a.arm()
 	for _, id := range a.state.sortedIDs(a.state.paying) {
 		a.payments[id] = &payment{}
 		a.log.Info("re-driving a payment in flight", "reservation", id)
@@ -223,12 +212,13 @@ func (a *seatActor) started() {
 	}
 }
 
-// stopped cancels the timers; a broken actor that still has work wakes its
-// next incarnation, so expiries and payments go on without a request.
+// stopped cancels the timers and tells the callers waiting for a payment
+// that its outcome is unknown. Work left open (a broken actor's holds and
+// payments) is resumed by the next incarnation, which the node's reminder
+// service activates without waiting for a request.
 func (a *seatActor) stopped() {
-	for id, t := range a.timers {
-		t.Stop()
-		delete(a.timers, id)
+	if a.expiry != nil {
+		a.expiry.Stop()
 	}
 	// Callers still waiting for a payment learn that its outcome is
 	// unknown; the next incarnation finishes the payment.
@@ -243,11 +233,6 @@ func (a *seatActor) stopped() {
 		}
 		p.waiters = nil
 	}
-	if !a.j.Broken() || a.cfg.Router == nil || (!a.recoveryFailed && len(a.state.live) == 0) {
-		return
-	}
-	router, identity := a.cfg.Router, a.identity
-	time.AfterFunc(seatWakeAfter, func() { router.Send("seat", identity, &messages.GetAvailability{}) })
 }
 
 func (a *seatActor) canPassivate() bool {
@@ -292,6 +277,16 @@ func (a *seatActor) ready(ctx actor.Context, now time.Time) bool {
 	return true
 }
 
+// persist persists events and, if they cannot be stored, answers the
+// current caller with the refusal; it reports whether they were applied.
+func (a *seatActor) persist(ctx actor.Context, events ...proto.Message) bool {
+	if rej := a.j.Persist(events...); rej != nil {
+		a.j.Reply(ctx, rej)
+		return false
+	}
+	return true
+}
+
 func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
 	now := a.cfg.Now()
 	if !a.ready(ctx, now) {
@@ -302,10 +297,11 @@ func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
 		a.j.Reply(ctx, rej)
 		return
 	}
-	a.j.Persist(ev)
-	r := a.state.reservations[ev.ReservationId]
-	a.arm(r)
-	a.j.Reply(ctx, a.result(r))
+	if !a.persist(ctx, ev) {
+		return
+	}
+	a.arm()
+	a.j.Reply(ctx, a.result(a.state.reservations[ev.ReservationId]))
 }
 
 func (a *seatActor) get(ctx actor.Context, c *messages.GetReservation) {
@@ -314,7 +310,7 @@ func (a *seatActor) get(ctx actor.Context, c *messages.GetReservation) {
 	}
 	r := a.state.reservations[c.GetReservationId()]
 	if r == nil {
-		a.j.Reply(ctx, rejectNoReservation(c.GetReservationId()))
+		a.fromArchive(ctx, c.GetReservationId(), func(r *messages.Reservation) proto.Message { return a.result(r) })
 		return
 	}
 	a.j.Reply(ctx, a.result(r))
@@ -325,6 +321,12 @@ func (a *seatActor) cancel(ctx actor.Context, c *messages.CancelReservation) {
 	if !a.ready(ctx, now) {
 		return
 	}
+	if a.state.reservations[c.GetReservationId()] == nil {
+		a.fromArchive(ctx, c.GetReservationId(), func(r *messages.Reservation) proto.Message {
+			return a.decideClosed(r, func(s *seatState) (proto.Message, *messages.Rejection) { return decideCancel(s, c, now) })
+		})
+		return
+	}
 	ev, rej := decideCancel(a.state, c, now)
 	if rej != nil {
 		a.j.Reply(ctx, rej)
@@ -332,11 +334,66 @@ func (a *seatActor) cancel(ctx actor.Context, c *messages.CancelReservation) {
 	}
 	r := a.state.reservations[c.GetReservationId()]
 	if ev != nil {
-		a.j.Persist(ev)
-		a.unarm(r.Id)
+		if !a.persist(ctx, ev) {
+			return
+		}
 		a.releaseSlot(r)
 	}
 	a.j.Reply(ctx, a.result(r))
+}
+
+// fromArchive answers a command about a reservation that is no longer in
+// the state: closed and archived by a snapshot, or never made. The archive
+// is read on another goroutine, so the actor goes on serving; a closed
+// reservation never changes, so the answer needs no ordering with later
+// commands. answer turns the archived reservation into the reply.
+func (a *seatActor) fromArchive(ctx actor.Context, id int64, answer func(*messages.Reservation) proto.Message) {
+	sender := ctx.Sender()
+	if !a.state.existed(id) || sender == nil {
+		a.j.Reply(ctx, rejectNoReservation(id))
+		return
+	}
+	journal, journalID, root, log := a.cfg.Journal, a.journalID, a.root, a.log
+	go func() {
+		rctx, cancel := context.WithTimeout(context.Background(), seatArchiveTimeout)
+		defer cancel()
+		var reply proto.Message
+		rec, ok, err := journal.LoadArchived(rctx, journalID, id)
+		switch {
+		case err != nil:
+			log.Warn("archive read failed", "reservation", id, "err", err)
+			reply = messages.Reject(messages.CodeStoreUnavailable, "reservation %d cannot be read now; retry shortly", id)
+		case !ok:
+			reply = rejectNoReservation(id)
+		default:
+			m, err := decode(rec.Type, rec.Payload)
+			r, isRes := m.(*messages.Reservation)
+			if err != nil || !isRes {
+				log.Error("archived reservation unreadable", "reservation", id, "err", err)
+				reply = messages.Reject(messages.CodeStoreUnavailable, "reservation %d cannot be read now", id)
+			} else {
+				reply = answer(r)
+			}
+		}
+		root.Send(sender, reply)
+	}()
+}
+
+// decideClosed runs a decision on a closed (archived) reservation alone. A
+// closed reservation never yields an event; if a decision asked for one, the
+// state would be wrong, so it is refused rather than acted on.
+func (a *seatActor) decideClosed(r *messages.Reservation, decide func(*seatState) (proto.Message, *messages.Rejection)) proto.Message {
+	s := newSeatState(a.optionID)
+	s.reservations[r.Id] = r
+	s.index(r)
+	ev, rej := decide(s)
+	switch {
+	case rej != nil:
+		return rej
+	case ev != nil:
+		return messages.Reject(messages.CodeStoreUnavailable, "reservation %d is closed but not final; retry", r.Id)
+	}
+	return a.result(r)
 }
 
 func (a *seatActor) availability(ctx actor.Context) {
@@ -346,16 +403,19 @@ func (a *seatActor) availability(ctx actor.Context) {
 	a.j.Reply(ctx, &messages.SeatAvailability{FreeSeatIds: freeSeats(a.state, a.cat)})
 }
 
-// expire persists HoldExpired events and releases their wallet slots.
+// expire persists HoldExpired events and releases their wallet slots. If
+// they cannot be stored now, the holds stay due and the next command or the
+// expiry timer tries again.
 func (a *seatActor) expire(events []proto.Message) {
 	if len(events) == 0 {
 		return
 	}
-	a.j.Persist(events...)
+	if rej := a.j.Persist(events...); rej != nil {
+		a.log.Warn("hold expiries not stored yet", "count", len(events), "reason", rej.GetMessage())
+		return
+	}
 	for _, e := range events {
-		id := e.(*messages.HoldExpired).GetReservationId()
-		a.unarm(id)
-		a.releaseSlot(a.state.reservations[id])
+		a.releaseSlot(a.state.reservations[e.(*messages.HoldExpired).GetReservationId()])
 	}
 }
 
@@ -372,35 +432,37 @@ func (a *seatActor) releaseSlot(r *messages.Reservation) {
 	})
 }
 
-// arm starts (or restarts) the expiry timer of a live hold.
-func (a *seatActor) arm(r *messages.Reservation) {
-	a.unarm(r.Id)
-	d := max(time.UnixMilli(r.ExpiresAtMs).Sub(a.cfg.Now()), 0)
-	self, root, id := a.self, a.root, r.Id
-	a.timers[id] = time.AfterFunc(d, func() { root.Send(self, &holdTimer{id: id}) })
-}
-
-func (a *seatActor) unarm(id int64) {
-	if t := a.timers[id]; t != nil {
-		t.Stop()
-		delete(a.timers, id)
-	}
-}
-
-// onHoldTimer expires a hold whose time has come. Timers may be stale (the
-// hold was paid, cancelled or is being paid): the state decides.
-func (a *seatActor) onHoldTimer(id int64) {
-	delete(a.timers, id)
-	r := a.state.held(id)
-	if r == nil || r.Paying {
-		return // a payment's abort checks the expiry itself
-	}
-	now := a.cfg.Now()
-	if !isDue(r, now.UnixMilli()) {
-		a.arm(r)
+// arm keeps one timer armed for the earliest hold deadline (the deadline
+// heap's top); it re-arms only when that deadline moves earlier or the timer
+// fired, so a hold costs no timer of its own.
+func (a *seatActor) arm() {
+	e, ok := a.state.nextExpiry()
+	if !ok {
 		return
 	}
-	a.expire([]proto.Message{&messages.HoldExpired{ReservationId: id, AtMs: now.UnixMilli()}})
+	if a.expiry != nil && a.expiryAt <= e.atMs {
+		return // armed for this deadline or an earlier one
+	}
+	if a.expiry != nil {
+		a.expiry.Stop()
+	}
+	a.expiryAt = e.atMs
+	d := max(time.UnixMilli(e.atMs).Sub(a.cfg.Now()), 0)
+	a.expiry = a.j.After(d, a.onExpiryTimer)
+}
+
+// onExpiryTimer expires the holds whose time has come and arms the timer
+// for the next deadline. If the expiries could not be stored, it retries.
+func (a *seatActor) onExpiryTimer() {
+	a.expiry = nil
+	due := dueExpiries(a.state, a.cfg.Now())
+	a.expire(due)
+	if len(due) > 0 && len(dueExpiries(a.state, a.cfg.Now())) > 0 {
+		a.expiryAt = 0
+		a.expiry = a.j.After(seatRetryMin, a.onExpiryTimer)
+		return
+	}
+	a.arm()
 }
 
 // ---- the payment saga ----
@@ -414,6 +476,18 @@ func (a *seatActor) pay(ctx actor.Context, c *messages.PayReservation) {
 	id := c.GetReservationId()
 	switch action {
 	case payReject:
+		if a.state.reservations[id] == nil {
+			a.fromArchive(ctx, id, func(r *messages.Reservation) proto.Message {
+				return a.decideClosed(r, func(s *seatState) (proto.Message, *messages.Rejection) {
+					action, _, rej := decidePay(s, c, now)
+					if action == payDone || rej != nil {
+						return nil, rej
+					}
+					return &messages.PaymentStarted{}, nil // cannot happen for a closed reservation
+				})
+			})
+			return
+		}
 		a.j.Reply(ctx, rej)
 	case payDone:
 		a.j.Reply(ctx, a.result(a.state.reservations[id]))
@@ -428,7 +502,9 @@ func (a *seatActor) pay(ctx actor.Context, c *messages.PayReservation) {
 			p.waiters = append(p.waiters, ctx.Sender())
 		}
 	case payStart:
-		a.j.Persist(started)
+		if !a.persist(ctx, started) {
+			return
+		}
 		p := &payment{}
 		if ctx.Sender() != nil {
 			p.waiters = append(p.waiters, ctx.Sender())
@@ -455,7 +531,7 @@ func (a *seatActor) debit(id int64) {
 	p.inFlight = true
 	p.attempt++
 	cmd := &messages.DebitPayment{UserId: r.UserId, ReservationId: id, Amount: r.Price, IdempotencyKey: r.IdempotencyKey}
-	attempt, router, timeout, self, root := p.attempt, a.cfg.Router, a.cfg.DebitTimeout, a.self, a.root
+	attempt, router, timeout, post := p.attempt, a.cfg.Router, a.cfg.DebitTimeout, a.j.Post()
 	go func() {
 		out := &debitOutcome{id: id, attempt: attempt}
 		if router == nil {
@@ -465,7 +541,7 @@ func (a *seatActor) debit(id int64) {
 			out.reply, out.err = router.Request(ctx, "wallet", strconv.FormatInt(cmd.UserId, 10), cmd)
 			cancel()
 		}
-		root.Send(self, out)
+		post(func() { a.onDebitOutcome(out) })
 	}()
 }
 
@@ -497,32 +573,44 @@ func (a *seatActor) onDebitOutcome(o *debitOutcome) {
 		if paidAt == 0 {
 			paidAt = now.UnixMilli()
 		}
-		a.j.Persist(&messages.ReservationConfirmed{ReservationId: o.id, PaidAtMs: paidAt, BalanceAfter: wr.GetPayment().GetBalanceAfter()})
+		if perr := a.j.Persist(&messages.ReservationConfirmed{ReservationId: o.id, PaidAtMs: paidAt, BalanceAfter: wr.GetPayment().GetBalanceAfter()}); perr != nil {
+			a.retryDebit(o.id, p, errors.New(perr.GetMessage()))
+			return
+		}
 		a.finish(o.id, p, a.result(r))
 	case rej != nil && rej.GetCode() != messages.CodeStoreUnavailable:
-		a.j.Persist(&messages.PaymentAborted{ReservationId: o.id, Code: rej.GetCode(), AtMs: now.UnixMilli()})
-		if isDue(r, now.UnixMilli()) {
-			a.j.Persist(&messages.HoldExpired{ReservationId: o.id, AtMs: now.UnixMilli()})
-		} else {
-			a.arm(r)
+		events := []proto.Message{&messages.PaymentAborted{ReservationId: o.id, Code: rej.GetCode(), AtMs: now.UnixMilli()}}
+		if now.UnixMilli() >= r.ExpiresAtMs {
+			events = append(events, &messages.HoldExpired{ReservationId: o.id, AtMs: now.UnixMilli()})
 		}
+		if perr := a.j.Persist(events...); perr != nil {
+			a.retryDebit(o.id, p, errors.New(perr.GetMessage()))
+			return
+		}
+		a.arm()
 		a.finish(o.id, p, proto.Clone(rej))
 	default:
 		err := o.err
 		if err == nil {
 			err = fmt.Errorf("unexpected wallet reply %T", o.reply)
 		}
-		p.backoff = min(max(2*p.backoff, seatRetryMin), seatRetryMax)
-		a.log.Warn("debit outcome unknown; retrying", "reservation", o.id, "attempt", o.attempt, "in", p.backoff, "err", err)
-		busy := messages.Reject(messages.CodeStoreUnavailable,
-			"payment of reservation %d is pending; retry with the same idempotency key", o.id)
-		for _, w := range p.waiters {
-			a.j.ReplyTo(w, busy)
-		}
-		p.waiters = nil
-		self, root, id := a.self, a.root, o.id
-		p.retry = time.AfterFunc(p.backoff, func() { root.Send(self, &debitRetry{id: id}) })
+		a.retryDebit(o.id, p, err)
 	}
+}
+
+// retryDebit answers the waiters that the payment is pending and asks the
+// wallet again after a backoff: the debit is idempotent by reservation id,
+// and a debit that went through is answered again, so the saga ends paid.
+func (a *seatActor) retryDebit(id int64, p *payment, err error) {
+	p.backoff = min(max(2*p.backoff, seatRetryMin), seatRetryMax)
+	a.log.Warn("payment not settled; retrying", "reservation", id, "attempt", p.attempt, "in", p.backoff, "err", err)
+	busy := messages.Reject(messages.CodeStoreUnavailable,
+		"payment of reservation %d is pending; retry with the same idempotency key", id)
+	for _, w := range p.waiters {
+		a.j.ReplyTo(w, busy)
+	}
+	p.waiters = nil
+	p.retry = a.j.After(p.backoff, func() { a.debit(id) })
 }
 
 // finish ends a payment: the hold is over (paid, or aborted and perhaps
@@ -535,7 +623,6 @@ func (a *seatActor) finish(id int64, p *payment, reply proto.Message) {
 	}
 	r := a.state.reservations[id]
 	if r.Status != messages.ReservationStatus_RESERVATION_HELD {
-		a.unarm(id)
 		a.releaseSlot(r)
 	}
 	for _, w := range p.waiters {

@@ -22,17 +22,23 @@ func OptionOfReservation(id int64) int64 { return id >> 32 }
 // reservationNo is the per-option counter part of a reservation id.
 func reservationNo(id int64) int64 { return id & (1<<32 - 1) }
 
-// seatState is the domain state of one seat actor: every reservation ever
-// made on its concert option, whatever its status, plus indexes derived from
-// them. Apply is its only mutator; the indexes are rebuilt by Restore.
+// seatState is the domain state of one seat actor: the open (HELD)
+// reservations of its concert option, the seats sold for good, and the
+// reservations closed since the last snapshot (they leave for the archive
+// with the next one, so the state grows with live holds and seats, not with
+// history), plus indexes derived from them. Apply is its only mutator; the
+// indexes are rebuilt by Restore.
 type seatState struct {
 	optionID     int64
 	nextNo       int64 // number of the next reservation, from 1
 	reservations map[int64]*messages.Reservation
-	holder       map[int64]int64 // seat id → the HELD or CONFIRMED reservation on it
+	holder       map[int64]int64 // seat id → the HELD reservation on it
+	sold         map[int64]int64 // seat id → the CONFIRMED reservation that bought it
 	live         map[int64]bool  // ids of HELD reservations (paying ones included)
 	userHeld     map[int64]int   // user id → number of HELD reservations
 	paying       map[int64]bool  // ids of reservations with a payment in flight
+	closed       map[int64]bool  // ids of closed reservations not yet archived
+	expiries     expiryQueue     // deadlines of HELD reservations
 }
 
 func newSeatState(optionID int64) *seatState {
@@ -45,6 +51,9 @@ func (s *seatState) reset() {
 	s.nextNo = 1
 	s.reservations = map[int64]*messages.Reservation{}
 	s.holder = map[int64]int64{}
+	s.sold = map[int64]int64{}
+	s.closed = map[int64]bool{}
+	s.expiries = nil
 	s.live = map[int64]bool{}
 	s.userHeld = map[int64]int{}
 	s.paying = map[int64]bool{}
@@ -77,6 +86,7 @@ func (s *seatState) Apply(event proto.Message) {
 			r.Status = messages.ReservationStatus_RESERVATION_CANCELLED
 			r.Paying = false
 			r.UpdateAtMs = e.GetAtMs()
+			s.closed[r.Id] = true
 		}
 	case *messages.HoldExpired:
 		if r := s.held(e.GetReservationId()); r != nil {
@@ -84,6 +94,7 @@ func (s *seatState) Apply(event proto.Message) {
 			r.Status = messages.ReservationStatus_RESERVATION_EXPIRED
 			r.Paying = false
 			r.UpdateAtMs = e.GetAtMs()
+			s.closed[r.Id] = true
 		}
 	case *messages.PaymentStarted:
 		if r := s.held(e.GetReservationId()); r != nil {
@@ -98,6 +109,7 @@ func (s *seatState) Apply(event proto.Message) {
 			r.IdempotencyKey = ""
 			r.UpdateAtMs = e.GetAtMs()
 			delete(s.paying, r.Id)
+			s.expiries.push(r.ExpiresAtMs, r.Id) // it can expire again
 		}
 	case *messages.ReservationConfirmed:
 		if r := s.held(e.GetReservationId()); r != nil {
@@ -108,7 +120,8 @@ func (s *seatState) Apply(event proto.Message) {
 			r.PaidAtMs = e.GetPaidAtMs()
 			r.BalanceAfter = e.GetBalanceAfter()
 			r.UpdateAtMs = e.GetPaidAtMs()
-			s.holder[r.SeatId] = r.Id // sold for good
+			s.sold[r.SeatId] = r.Id // sold for good
+			s.closed[r.Id] = true
 		}
 	}
 }
@@ -132,8 +145,12 @@ func (s *seatState) index(r *messages.Reservation) {
 		if r.Paying {
 			s.paying[r.Id] = true
 		}
+		s.expiries.push(r.ExpiresAtMs, r.Id)
 	case messages.ReservationStatus_RESERVATION_CONFIRMED:
-		s.holder[r.SeatId] = r.Id
+		s.sold[r.SeatId] = r.Id
+		s.closed[r.Id] = true
+	default:
+		s.closed[r.Id] = true
 	}
 }
 
@@ -150,14 +167,71 @@ func (s *seatState) unindex(r *messages.Reservation) {
 	}
 }
 
-// Snapshot implements Model: reservations in id order, so equal states give
-// equal snapshots.
+// Snapshot implements Model: the open reservations in id order and the sold
+// seats in seat order, so equal states give equal snapshots. Closed
+// reservations are left out: they go to the archive (Closed). The result
+// shares nothing with the state, so it can be encoded on another goroutine.
 func (s *seatState) Snapshot() proto.Message {
 	snap := &messages.SeatSnapshot{NextReservationNo: s.nextNo}
-	for _, id := range s.sortedIDs(nil) {
+	for _, id := range s.sortedIDs(s.live) {
 		snap.Reservations = append(snap.Reservations, proto.Clone(s.reservations[id]).(*messages.Reservation))
 	}
+	seats := make([]int64, 0, len(s.sold))
+	for seat := range s.sold {
+		seats = append(seats, seat)
+	}
+	slices.Sort(seats)
+	for _, seat := range seats {
+		snap.SoldSeats = append(snap.SoldSeats, &messages.SoldSeat{SeatId: seat, ReservationId: s.sold[seat]})
+	}
 	return snap
+}
+
+// Closed implements Archiving: copies of the closed reservations still in
+// the state, keyed by reservation id.
+func (s *seatState) Closed() []ArchivedRecord {
+	out := make([]ArchivedRecord, 0, len(s.closed))
+	for _, id := range s.sortedIDs(s.closed) {
+		out = append(out, ArchivedRecord{Key: id, Record: proto.Clone(s.reservations[id])})
+	}
+	return out
+}
+
+// Forget implements Archiving: the archived reservations leave the state.
+func (s *seatState) Forget(ids []int64) {
+	for _, id := range ids {
+		if s.closed[id] {
+			delete(s.closed, id)
+			delete(s.reservations, id)
+		}
+	}
+}
+
+// NextDue implements Reminding: now while a payment is in flight (the saga
+// must be driven), else the earliest deadline of a hold, else no open work.
+func (s *seatState) NextDue() (time.Time, bool) {
+	if len(s.paying) > 0 {
+		return time.UnixMilli(0), true
+	}
+	if e, ok := s.nextExpiry(); ok {
+		return time.UnixMilli(e.atMs), true
+	}
+	return time.Time{}, false
+}
+
+// nextExpiry is the earliest deadline of a hold that can expire (HELD, not
+// being paid).
+func (s *seatState) nextExpiry() (expiryEntry, bool) {
+	return s.expiries.top(func(e expiryEntry) bool {
+		r := s.reservations[e.id]
+		return r != nil && r.Status == messages.ReservationStatus_RESERVATION_HELD && !r.Paying && r.ExpiresAtMs == e.atMs
+	})
+}
+
+// existed reports whether reservation id was made on this option (it may
+// since have left the state for the archive).
+func (s *seatState) existed(id int64) bool {
+	return OptionOfReservation(id) == s.optionID && reservationNo(id) >= 1 && reservationNo(id) < s.nextNo
 }
 
 // Restore implements Model.
@@ -172,6 +246,9 @@ func (s *seatState) Restore(snapshot proto.Message) error {
 		r = proto.Clone(r).(*messages.Reservation)
 		s.reservations[r.Id] = r
 		s.index(r)
+	}
+	for _, sold := range snap.GetSoldSeats() {
+		s.sold[sold.GetSeatId()] = sold.GetReservationId()
 	}
 	return nil
 }
@@ -226,24 +303,26 @@ func isDue(r *messages.Reservation, nowMs int64) bool {
 }
 
 // dueExpiries returns a HoldExpired for every hold that ran out at now and
-// is not being paid, in id order.
+// is not being paid, in deadline order. Every command calls it, so it costs
+// O(1) when nothing is due (a peek at the deadline heap) and O(k log n) for
+// k due holds. It leaves the heap as it found it, but for stale entries.
 func dueExpiries(s *seatState, now time.Time) []proto.Message {
 	nowMs := now.UnixMilli()
-	// Every command calls this: find the due holds (usually none) before
-	// sorting anything.
-	var due []int64
-	for id := range s.live {
-		if isDue(s.reservations[id], nowMs) {
-			due = append(due, id)
+	var events []proto.Message
+	var taken []expiryEntry
+	for {
+		e, ok := s.nextExpiry()
+		if !ok || e.atMs > nowMs {
+			break
 		}
+		s.expiries.pop()
+		taken = append(taken, e)
+		events = append(events, &messages.HoldExpired{ReservationId: e.id, AtMs: nowMs})
 	}
-	if len(due) == 0 {
-		return nil
-	}
-	slices.Sort(due)
-	events := make([]proto.Message, len(due))
-	for i, id := range due {
-		events[i] = &messages.HoldExpired{ReservationId: id, AtMs: nowMs}
+	// Put them back: they become stale once HoldExpired is applied, and
+	// stay valid if the caller could not persist it.
+	for _, e := range taken {
+		s.expiries.push(e.atMs, e.id)
 	}
 	return events
 }
@@ -258,10 +337,10 @@ func decideHold(s *seatState, cat *seatCatalog, c *messages.HoldSeat, now time.T
 	if !cat.known || !ok {
 		return nil, messages.Reject(messages.CodeSeatNotFound, "seat %d is not a seat of concert date %d", c.GetSeatId(), s.optionID)
 	}
-	if rid, taken := s.holder[seat.ID]; taken {
-		if s.reservations[rid].GetStatus() == messages.ReservationStatus_RESERVATION_CONFIRMED {
-			return nil, messages.Reject(messages.CodeSeatUnavailable, "seat %d is sold", seat.ID)
-		}
+	if _, sold := s.sold[seat.ID]; sold {
+		return nil, messages.Reject(messages.CodeSeatUnavailable, "seat %d is sold", seat.ID)
+	}
+	if _, taken := s.holder[seat.ID]; taken {
 		return nil, messages.Reject(messages.CodeSeatUnavailable, "seat %d is held by another reservation", seat.ID)
 	}
 	if limit > 0 && s.userHeld[c.GetUserId()] >= limit {
@@ -359,7 +438,9 @@ func freeSeats(s *seatState, cat *seatCatalog) []int64 {
 		return free
 	}
 	for _, id := range cat.order {
-		if _, taken := s.holder[id]; !taken {
+		_, taken := s.holder[id]
+		_, sold := s.sold[id]
+		if !taken && !sold {
 			free = append(free, id)
 		}
 	}

@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,6 +26,10 @@ const (
 	walletDefaultSnapshot  = 100
 	walletDefaultIdleTTL   = 2 * time.Minute
 	walletJournalPrefix    = "wallet/"
+	// walletDefaultRetention is how long idempotency keys (of charges and
+	// payments) and payment records are kept: 24 hours, as Stripe keeps
+	// idempotency keys (docs.stripe.com/api/idempotent_requests).
+	walletDefaultRetention = 24 * time.Hour
 )
 
 // WalletConfig configures the wallet actors (kind "wallet", one per user,
@@ -40,8 +45,15 @@ type WalletConfig struct {
 	// IdleTTL passivates a wallet after this long without messages (default
 	// 2 minutes; negative: never).
 	IdleTTL time.Duration
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Retention is how long a charge's or payment's idempotency key is
+	// honoured and a payment record kept (default 24 h). After it, a repeated
+	// key is a new request. It must exceed the longest a payment saga can
+	// stay unsettled (seconds, unless the store is down that long).
+	Retention time.Duration
+	// Admission, if set, is shared by all journaled actors of the node.
+	Admission *Admission
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 func (c WalletConfig) withDefaults() WalletConfig {
@@ -56,6 +68,9 @@ func (c WalletConfig) withDefaults() WalletConfig {
 		c.IdleTTL = walletDefaultIdleTTL
 	case c.IdleTTL < 0:
 		c.IdleTTL = 0
+	}
+	if c.Retention <= 0 {
+		c.Retention = walletDefaultRetention
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -80,13 +95,14 @@ func NewWalletProducer(cfg WalletConfig) cluster.Producer {
 		if err != nil || userID <= 0 {
 			userID = 0 // every command is refused, see Receive
 		}
-		w := &walletActor{cfg: cfg, identity: identity, model: newWalletModel(userID, cfg.HoldLimit)}
+		w := &walletActor{cfg: cfg, identity: identity, model: newWalletModel(userID, cfg.HoldLimit, cfg.Retention)}
 		w.j = NewJournaled(JournaledOptions{
 			ID:            walletJournalPrefix + identity,
 			Journal:       cfg.Journal,
 			Model:         w.model,
 			SnapshotEvery: cfg.SnapshotEvery,
 			IdleTTL:       cfg.IdleTTL,
+			Admission:     cfg.Admission,
 			Logger:        cfg.Logger.With("actor", walletJournalPrefix+identity),
 		})
 		return w
@@ -102,6 +118,7 @@ type walletActor struct {
 
 // Receive implements actor.Actor.
 func (w *walletActor) Receive(ctx actor.Context) {
+	defer w.j.Guard(ctx)
 	if w.j.Intercept(ctx) {
 		return
 	}
@@ -122,7 +139,12 @@ func (w *walletActor) Receive(ctx actor.Context) {
 	case *messages.GetBalance:
 		w.j.Reply(ctx, w.model.result(nil))
 	case *messages.ChargePoints:
-		events, rej := w.model.decideCharge(msg, now)
+		events, first, rej := w.model.decideCharge(msg, now)
+		if first != nil {
+			// The key's first charge, answered again as it was.
+			w.j.Reply(ctx, &messages.WalletResult{UserId: w.model.userID, Balance: first.GetBalanceAfter()})
+			return
+		}
 		w.handle(ctx, events, rej)
 	case *messages.DebitPayment:
 		events, payment, rej := w.model.decideDebit(msg, now)
@@ -130,7 +152,10 @@ func (w *walletActor) Receive(ctx actor.Context) {
 			w.j.Reply(ctx, rej)
 			return
 		}
-		w.j.Persist(events...)
+		if perr := w.j.Persist(events...); perr != nil {
+			w.j.Reply(ctx, perr)
+			return
+		}
 		if payment == nil {
 			payment = w.model.payments[msg.GetReservationId()]
 		}
@@ -139,14 +164,20 @@ func (w *walletActor) Receive(ctx actor.Context) {
 		w.j.Reply(ctx, w.model.result(w.model.lookup(msg.GetIdempotencyKey())))
 	case *messages.TakeHoldSlot:
 		events, rej := w.model.decideTakeSlot(msg, now)
-		w.j.Persist(events...)
+		if perr := w.j.Persist(events...); perr != nil {
+			w.j.Reply(ctx, perr)
+			return
+		}
 		if rej != nil {
 			w.j.Reply(ctx, rej)
 			return
 		}
 		w.j.Reply(ctx, w.model.result(nil))
 	case *messages.ReleaseHoldSlot:
-		w.j.Persist(w.model.decideReleaseSlot(msg)...)
+		if perr := w.j.Persist(w.model.decideReleaseSlot(msg)...); perr != nil {
+			w.j.Reply(ctx, perr)
+			return
+		}
 		w.j.Reply(ctx, w.model.result(nil))
 	default:
 		w.j.Reply(ctx, messages.Reject(messages.CodeInvalidRequest, "wallet %s cannot handle %T", w.identity, msg))
@@ -160,31 +191,44 @@ func (w *walletActor) handle(ctx actor.Context, events []proto.Message, rej *mes
 		w.j.Reply(ctx, rej)
 		return
 	}
-	w.j.Persist(events...)
+	if perr := w.j.Persist(events...); perr != nil {
+		w.j.Reply(ctx, perr)
+		return
+	}
 	w.j.Reply(ctx, w.model.result(nil))
 }
 
 // walletModel is a wallet's domain state. Apply is its only mutator.
+//
+// Payments and keyed charges are kept for the retention window only,
+// measured on the events' own timestamps (so replay prunes exactly as live
+// handling did): the state grows with the last day's activity, not with the
+// wallet's history.
 type walletModel struct {
 	userID    int64
 	holdLimit int
+	retention time.Duration
 
 	balance      int64
 	chargedTotal int64
 	paymentList  []*messages.Payment // in debit order, for deterministic snapshots
 	payments     map[int64]*messages.Payment
 	byKey        map[string]*messages.Payment
+	chargeList   []*messages.Charge // keyed charges in order
+	charges      map[string]*messages.Charge
 	slots        []*messages.HoldSlot
 }
 
 var _ Model = (*walletModel)(nil)
 
-func newWalletModel(userID int64, holdLimit int) *walletModel {
+func newWalletModel(userID int64, holdLimit int, retention time.Duration) *walletModel {
 	return &walletModel{
 		userID:    userID,
 		holdLimit: holdLimit,
+		retention: retention,
 		payments:  map[int64]*messages.Payment{},
 		byKey:     map[string]*messages.Payment{},
+		charges:   map[string]*messages.Charge{},
 	}
 }
 
@@ -203,20 +247,31 @@ func (m *walletModel) lookup(key string) *messages.Payment {
 	return m.byKey[key]
 }
 
-// decideCharge turns ChargePoints into PointsCharged or a rejection.
-func (m *walletModel) decideCharge(c *messages.ChargePoints, now time.Time) ([]proto.Message, *messages.Rejection) {
-	amount := c.GetAmount()
+// decideCharge turns ChargePoints into PointsCharged or a rejection, or,
+// for an idempotency key already used within the retention window, returns
+// that first charge (no events): the same amount is answered as it was, any
+// other amount is refused as a reused key.
+func (m *walletModel) decideCharge(c *messages.ChargePoints, now time.Time) ([]proto.Message, *messages.Charge, *messages.Rejection) {
+	amount, key := c.GetAmount(), c.GetIdempotencyKey()
+	if first := m.charges[key]; key != "" && first != nil {
+		if first.GetAmount() != amount {
+			return nil, nil, messages.Reject(messages.CodeIdempotencyKeyReused,
+				"idempotency key already used for a charge of %d", first.GetAmount())
+		}
+		return nil, first, nil
+	}
 	if amount < 1 || amount > MaxCharge {
-		return nil, messages.Reject(messages.CodeInvalidAmount, "a charge must be between 1 and %d, not %d", MaxCharge, amount)
+		return nil, nil, messages.Reject(messages.CodeInvalidAmount, "a charge must be between 1 and %d, not %d", MaxCharge, amount)
 	}
 	if m.balance > MaxBalance-amount {
-		return nil, messages.Reject(messages.CodeBalanceLimit, "balance %d + %d would exceed %d", m.balance, amount, MaxBalance)
+		return nil, nil, messages.Reject(messages.CodeBalanceLimit, "balance %d + %d would exceed %d", m.balance, amount, MaxBalance)
 	}
 	return []proto.Message{&messages.PointsCharged{
-		Amount:       amount,
-		BalanceAfter: m.balance + amount,
-		AtMs:         now.UnixMilli(),
-	}}, nil
+		Amount:         amount,
+		BalanceAfter:   m.balance + amount,
+		AtMs:           now.UnixMilli(),
+		IdempotencyKey: key,
+	}}, nil, nil
 }
 
 // decideDebit turns DebitPayment into PaymentDebited, or answers a payment
@@ -300,7 +355,12 @@ func (m *walletModel) Apply(event proto.Message) {
 	case *messages.PointsCharged:
 		m.balance += e.GetAmount()
 		m.chargedTotal += e.GetAmount()
+		m.prune(e.GetAtMs())
+		if k := e.GetIdempotencyKey(); k != "" {
+			m.addCharge(&messages.Charge{IdempotencyKey: k, Amount: e.GetAmount(), BalanceAfter: e.GetBalanceAfter(), AtMs: e.GetAtMs()})
+		}
 	case *messages.PaymentDebited:
+		m.prune(e.GetAtMs())
 		p := &messages.Payment{
 			ReservationId:  e.GetReservationId(),
 			Amount:         e.GetAmount(),
@@ -316,6 +376,39 @@ func (m *walletModel) Apply(event proto.Message) {
 	case *messages.HoldSlotReleased:
 		m.removeSlot(e.GetReservationId())
 	}
+}
+
+// prune drops the payments and keyed charges older than the retention
+// window at nowMs (an event's timestamp). Both lists are in time order.
+func (m *walletModel) prune(nowMs int64) {
+	cutoff := nowMs - m.retention.Milliseconds()
+	n := 0
+	for n < len(m.paymentList) && m.paymentList[n].GetAtMs() < cutoff {
+		p := m.paymentList[n]
+		delete(m.payments, p.GetReservationId())
+		if k := p.GetIdempotencyKey(); k != "" && m.byKey[k] == p {
+			delete(m.byKey, k)
+		}
+		n++
+	}
+	if n > 0 {
+		m.paymentList = slices.Clone(m.paymentList[n:])
+	}
+	n = 0
+	for n < len(m.chargeList) && m.chargeList[n].GetAtMs() < cutoff {
+		if c := m.chargeList[n]; m.charges[c.GetIdempotencyKey()] == c {
+			delete(m.charges, c.GetIdempotencyKey())
+		}
+		n++
+	}
+	if n > 0 {
+		m.chargeList = slices.Clone(m.chargeList[n:])
+	}
+}
+
+func (m *walletModel) addCharge(c *messages.Charge) {
+	m.chargeList = append(m.chargeList, c)
+	m.charges[c.GetIdempotencyKey()] = c
 }
 
 func (m *walletModel) addPayment(p *messages.Payment) {
@@ -344,6 +437,9 @@ func (m *walletModel) Snapshot() proto.Message {
 	for _, h := range m.slots {
 		s.Slots = append(s.Slots, proto.Clone(h).(*messages.HoldSlot))
 	}
+	for _, c := range m.chargeList {
+		s.Charges = append(s.Charges, proto.Clone(c).(*messages.Charge))
+	}
 	return s
 }
 
@@ -353,13 +449,16 @@ func (m *walletModel) Restore(snapshot proto.Message) error {
 	if !ok {
 		return fmt.Errorf("wallet %d restore: snapshot is %T, want *messages.WalletSnapshot", m.userID, snapshot)
 	}
-	fresh := newWalletModel(m.userID, m.holdLimit)
+	fresh := newWalletModel(m.userID, m.holdLimit, m.retention)
 	fresh.balance, fresh.chargedTotal = s.GetBalance(), s.GetChargedTotal()
 	for _, p := range s.GetPayments() {
 		fresh.addPayment(proto.Clone(p).(*messages.Payment))
 	}
 	for _, h := range s.GetSlots() {
 		fresh.slots = append(fresh.slots, proto.Clone(h).(*messages.HoldSlot))
+	}
+	for _, c := range s.GetCharges() {
+		fresh.addCharge(proto.Clone(c).(*messages.Charge))
 	}
 	*m = *fresh
 	return nil

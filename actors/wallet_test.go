@@ -117,7 +117,7 @@ func wqNow() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 
 // walletGiven builds a model from events.
 func walletGiven(events ...proto.Message) *walletModel {
-	m := newWalletModel(7, 2)
+	m := newWalletModel(7, 2, walletDefaultRetention)
 	for _, e := range events {
 		m.Apply(e)
 	}
@@ -146,7 +146,7 @@ func TestWalletDecideCharge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := walletGiven(tt.given...)
-			got, rej := m.decideCharge(&messages.ChargePoints{UserId: 7, Amount: tt.amount}, now)
+			got, _, rej := m.decideCharge(&messages.ChargePoints{UserId: 7, Amount: tt.amount}, now)
 			checkDecision(t, got, rej, tt.want, tt.wantRej)
 		})
 	}
@@ -294,7 +294,7 @@ func TestWalletApplyAndSnapshot(t *testing.T) {
 	if got := m.Snapshot(); !proto.Equal(got, want) {
 		t.Fatalf("snapshot %v, want %v", got, want)
 	}
-	r := newWalletModel(7, 2)
+	r := newWalletModel(7, 2, walletDefaultRetention)
 	if err := r.Restore(m.Snapshot()); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +353,7 @@ func (h *walletHarness) balance(t *testing.T, user string) int64 {
 // replayWallet rebuilds a wallet's state from the journal alone.
 func replayWallet(t *testing.T, j *actortest.MemJournal, user string) *walletModel {
 	t.Helper()
-	m := newWalletModel(0, 4)
+	m := newWalletModel(0, 4, walletDefaultRetention)
 	for _, e := range journaledEvents(t, j, walletJournalPrefix+user) {
 		m.Apply(e)
 	}
@@ -630,7 +630,7 @@ func TestWalletAndQueueOnPostgres(t *testing.T) {
 	if err != nil || res.GetBalance() != charged.Load()-debited.Load() {
 		t.Fatalf("balance after restart %v %v, want %d", res, err, charged.Load()-debited.Load())
 	}
-	m := newWalletModel(1, 4)
+	m := newWalletModel(1, 4, walletDefaultRetention)
 	err = journal.Replay(context.Background(), walletJournalPrefix+"1", 0, func(e persistence.Event) error {
 		ev, err := decode(e.Type, e.Payload)
 		if err == nil {

@@ -43,8 +43,14 @@ type Config struct {
 	SnapshotEvery  int
 	JournalWriters int
 	DBMaxConns     int
-	NodeID         string
-	Logger         *slog.Logger
+	// IdempotencyRetention is how long idempotency keys and payment records
+	// are kept by wallets (default 24 h).
+	IdempotencyRetention time.Duration
+	// ReminderInterval is how often durable reminders are scanned to wake
+	// actors with open work (default 1 s).
+	ReminderInterval time.Duration
+	NodeID           string
+	Logger           *slog.Logger
 }
 
 // withDefaults fills the zero fields.
@@ -64,6 +70,8 @@ func (c Config) withDefaults() Config {
 	set(&c.WaitIdleTTL, 5*time.Minute)
 	set(&c.ActorIdleTTL, 2*time.Minute)
 	set(&c.RequestTimeout, 5*time.Second)
+	set(&c.IdempotencyRetention, 24*time.Hour)
+	set(&c.ReminderInterval, time.Second)
 	seti(&c.HoldLimit, 4)
 	seti(&c.ActiveTokens, 1000)
 	seti(&c.SnapshotEvery, 500)
@@ -91,7 +99,15 @@ type Node struct {
 	booking  *booking.Service
 	app      *fiber.App
 	registry *prometheus.Registry
+
+	stopReminders context.CancelFunc
+	remindersDone chan struct{}
 }
+
+// writeAdmission is the most actors with a journal write queued at once; it
+// stays below the journal's queue (at least 1024 calls), so an admitted write
+// is never refused there.
+const writeAdmission = 1000
 
 // Start connects to PostgreSQL, applies the migrations, starts the actors and
 // builds the HTTP app. It returns once the queue manager has recovered.
@@ -131,17 +147,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// first: they get a forwarder filled in once the router exists.
 	late := &lateRouter{}
 	now := time.Now
+	admission := actors.NewAdmission(writeAdmission)
 	n.router = cluster.NewLocal(n.system, map[string]cluster.Producer{
 		"seat": actors.NewSeatProducer(actors.SeatConfig{
 			Journal: n.journal, Catalog: n.catalog, Router: late,
 			HoldTTL: cfg.HoldTTL, HoldLimit: cfg.HoldLimit,
 			SnapshotEvery: cfg.SnapshotEvery, IdleTTL: cfg.ActorIdleTTL,
-			Now: now, Logger: cfg.Logger,
+			Admission: admission, Now: now, Logger: cfg.Logger,
 		}),
 		"wallet": actors.NewWalletProducer(actors.WalletConfig{
 			Journal: n.journal, HoldLimit: cfg.HoldLimit,
 			SnapshotEvery: cfg.SnapshotEvery, IdleTTL: cfg.ActorIdleTTL,
-			Now: now, Logger: cfg.Logger,
+			Retention: cfg.IdempotencyRetention,
+			Admission: admission, Now: now, Logger: cfg.Logger,
 		}),
 		"queue": actors.NewQueueProducer(actors.QueueConfig{
 			Journal: n.journal, Tokens: n.tokens, ActiveTokens: cfg.ActiveTokens,
@@ -157,6 +175,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Shutdown(context.Background())
 		return nil, fmt.Errorf("start node: %w", err)
 	}
+
+	// Actors with open work (holds to expire, payments to settle) come back
+	// by themselves, without waiting for a request.
+	remindCtx, stop := context.WithCancel(context.Background())
+	n.stopReminders, n.remindersDone = stop, make(chan struct{})
+	go func() {
+		defer close(n.remindersDone)
+		(&actors.ReminderService{
+			Source: n.journal, Router: n.router,
+			Interval: cfg.ReminderInterval, Logger: cfg.Logger,
+		}).Run(remindCtx)
+	}()
 
 	n.booking = booking.New(booking.Config{
 		Catalog:        n.catalog,
@@ -222,6 +252,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if err := n.app.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
+	}
+	if n.stopReminders != nil {
+		n.stopReminders()
+		<-n.remindersDone
 	}
 	if n.router != nil {
 		n.router.Stop()
