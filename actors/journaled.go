@@ -645,15 +645,18 @@ func (j *Journaled) leaveSelf() {
 	j.root.RequestWithCustomSender(j.manager, &cluster.Leave{}, j.self)
 }
 
-// stopIfDone stops a granted or broken actor once no write is in flight.
+// stopIfDone makes a broken actor ask to leave at once (so new messages
+// are held for its successor), and stops a granted one once no write is in
+// flight (its completion must not reach a successor on the same PID).
 func (j *Journaled) stopIfDone() {
-	if j.self == nil || j.inFlight {
+	if j.self == nil {
 		return
 	}
-	if j.leaving {
-		j.root.Stop(j.self)
-	} else if j.broken != nil && !j.askedLeave {
+	if j.broken != nil && !j.askedLeave && !j.leaving {
 		j.leaveSelf()
+	}
+	if j.leaving && !j.inFlight {
+		j.root.Stop(j.self)
 	}
 }
 
