@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"container/heap"
 	"fmt"
 	"slices"
 	"time"
@@ -157,6 +158,7 @@ func (s *seatState) index(r *messages.Reservation) {
 // unindex removes a HELD reservation from the indexes of live holds and
 // frees its seat.
 func (s *seatState) unindex(r *messages.Reservation) {
+	defer s.compactExpiries()
 	if s.holder[r.SeatId] == r.Id {
 		delete(s.holder, r.SeatId)
 	}
@@ -226,6 +228,22 @@ func (s *seatState) nextExpiry() (expiryEntry, bool) {
 		r := s.reservations[e.id]
 		return r != nil && r.Status == messages.ReservationStatus_RESERVATION_HELD && !r.Paying && r.ExpiresAtMs == e.atMs
 	})
+}
+
+// compactExpiries rebuilds the deadline heap from the live holds once stale
+// entries (of holds cancelled, paid or expired) outnumber them: amortised
+// O(1) per hold, and the heap stays within twice the live holds.
+func (s *seatState) compactExpiries() {
+	if len(s.expiries) <= 2*len(s.live)+64 {
+		return
+	}
+	s.expiries = s.expiries[:0]
+	for id := range s.live {
+		if r := s.reservations[id]; !r.Paying {
+			s.expiries = append(s.expiries, expiryEntry{atMs: r.ExpiresAtMs, id: id})
+		}
+	}
+	heap.Init(&s.expiries)
 }
 
 // existed reports whether reservation id was made on this option (it may
