@@ -83,6 +83,7 @@ type Journaled struct {
 	broken        error // non-nil: out of service
 	leaving       bool  // LeaveGranted received: stop once idle
 	askedLeave    bool  // Leave sent, no grant or Stay since
+	recoverFailed bool  // this incarnation could not recover
 	reminder      reminderMark
 	stats         JournaledStats
 }
@@ -197,6 +198,7 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		j.manager = cluster.ManagerOf(ctx)
 		if err := j.recover(); err != nil {
 			j.opt.Logger.Warn("recovery failed", "actor", j.opt.ID, "err", err)
+			j.recoverFailed = true
 			j.breakDown(err)
 			return true
 		}
@@ -642,7 +644,7 @@ func (j *Journaled) leaveSelf() {
 		j.root.Stop(j.self)
 		return
 	}
-	j.root.RequestWithCustomSender(j.manager, &cluster.Leave{}, j.self)
+	j.root.RequestWithCustomSender(j.manager, &cluster.Leave{RecoveryFailed: j.recoverFailed}, j.self)
 }
 
 // stopIfDone makes a broken actor ask to leave at once (so new messages

@@ -3,12 +3,16 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/ctxext"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/concert/ticketing/messages"
 )
 
 // Local places every actor on this node: one manager actor per kind owns the
@@ -132,8 +136,22 @@ func ManagerOf(ctx actor.Context) (manager *actor.PID) {
 // write). The manager stops forwarding to it, answers
 // LeaveGranted — which the child receives after every message forwarded
 // before — and holds new messages until the child has terminated.
-type Leave struct{}
+type Leave struct{ RecoveryFailed bool }
 
+// Recovery backoff after failed activations of one identity: it doubles from
+// recoveryBackoffMin to recoveryBackoffMax, and a random half of it is
+// jitter, so identities that failed together do not retry together.
+const (
+	recoveryBackoffMin = 100 * time.Millisecond
+	recoveryBackoffMax = 5 * time.Second
+)
+
+// Leave's RecoveryFailed says the child could not recover from its journal:
+// the manager then waits before it activates the identity again (see
+// recoveryBackoff) and answers its messages meanwhile with
+// STORE_UNAVAILABLE, so a store outage does not turn every message into a
+// recovery attempt.
+//
 // LeaveGranted tells a child that nothing more will be forwarded to it.
 type LeaveGranted struct{}
 
@@ -143,9 +161,16 @@ type LeaveGranted struct{}
 type Stay struct{}
 
 type child struct {
-	pid     *actor.PID
-	leaving bool
-	held    []held
+	pid            *actor.PID
+	leaving        bool
+	recoveryFailed bool
+	held           []held
+}
+
+// cooling is an identity whose recovery failed: not activated before until.
+type cooling struct {
+	until    time.Time
+	failures int
 }
 
 type held struct {
@@ -157,7 +182,14 @@ type manager struct {
 	mailbox  actor.PropsOption
 	produce  Producer
 	children map[string]*child
-	byPID    map[string]string // pid id → identity
+	byPID    map[string]string   // pid id → identity
+	cooling  map[string]*cooling // identities whose recovery failed
+}
+
+// unavailable is the answer to a message for an identity that is cooling
+// down after failed recoveries.
+func unavailable(identity string) *messages.Rejection {
+	return messages.Reject(messages.CodeStoreUnavailable, "%s cannot be recovered now; retry shortly", identity)
 }
 
 func (m *manager) Receive(ctx actor.Context) {
@@ -165,6 +197,12 @@ func (m *manager) Receive(ctx actor.Context) {
 	case *deliver:
 		c := m.children[msg.identity]
 		if c == nil {
+			if cool := m.cooling[msg.identity]; cool != nil && time.Now().Before(cool.until) {
+				if ctx.Sender() != nil {
+					ctx.Respond(unavailable(msg.identity))
+				}
+				return
+			}
 			c = m.spawn(ctx, msg.identity)
 		}
 		if c.leaving {
@@ -179,6 +217,7 @@ func (m *manager) Receive(ctx actor.Context) {
 		}
 		if c := m.children[identity]; c != nil && !c.leaving {
 			c.leaving = true
+			c.recoveryFailed = msg.RecoveryFailed
 			ctx.Send(c.pid, &LeaveGranted{})
 		}
 	case *Stay:
@@ -207,7 +246,20 @@ func (m *manager) Receive(ctx actor.Context) {
 		delete(m.byPID, msg.Who.GetId())
 		c := m.children[identity]
 		delete(m.children, identity)
-		if c == nil || len(c.held) == 0 {
+		if c == nil {
+			return
+		}
+		if c.recoveryFailed {
+			m.coolDown(identity)
+			for _, h := range c.held {
+				if h.sender != nil {
+					ctx.Send(h.sender, unavailable(identity))
+				}
+			}
+			return
+		}
+		delete(m.cooling, identity)
+		if len(c.held) == 0 {
 			return
 		}
 		// Messages arrived while it was leaving: a new incarnation takes them.
@@ -216,6 +268,22 @@ func (m *manager) Receive(ctx actor.Context) {
 			ctx.RequestWithCustomSender(next.pid, h.msg, h.sender)
 		}
 	}
+}
+
+// coolDown records one more failed recovery of identity and when it may be
+// activated again.
+func (m *manager) coolDown(identity string) {
+	if m.cooling == nil {
+		m.cooling = map[string]*cooling{}
+	}
+	cool := m.cooling[identity]
+	if cool == nil {
+		cool = &cooling{}
+		m.cooling[identity] = cool
+	}
+	cool.failures++
+	d := min(recoveryBackoffMin<<min(cool.failures-1, 16), recoveryBackoffMax)
+	cool.until = time.Now().Add(d/2 + rand.N(d/2+1))
 }
 
 func (m *manager) spawn(ctx actor.Context, identity string) *child {

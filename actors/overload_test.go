@@ -1,0 +1,172 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/concert/ticketing/actors/actortest"
+	"github.com/concert/ticketing/cluster"
+	"github.com/concert/ticketing/messages"
+	"github.com/concert/ticketing/persistence"
+)
+
+// admittedCounters is a counter kind whose actors share one Admission.
+func admittedCounters(t *testing.T, j Journal, adm *Admission, started *atomic.Int64) *cluster.Local {
+	t.Helper()
+	system := actor.NewActorSystem(actor.WithLoggerFactory(seatQuietLoggerFactory))
+	local := cluster.NewLocal(system, map[string]cluster.Producer{
+		"counter": func(identity string) actor.Actor {
+			m := &counterModel{}
+			a := &counterActor{model: m, started: started}
+			a.j = NewJournaled(JournaledOptions{ID: "counter/" + identity, Journal: j, Model: m, Admission: adm, Logger: seatQuietLogger()})
+			return a
+		},
+	})
+	t.Cleanup(func() { local.Stop(); system.Shutdown() })
+	return local
+}
+
+func addTo(local *cluster.Local, identity string, n int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := local.Request(ctx, "counter", identity, wrapperspb.Int64(n))
+	if err != nil {
+		return 0, err
+	}
+	return res.(*wrapperspb.Int64Value).Value, nil
+}
+
+// TestOverloadRefusesWithoutBreaking: when no journal write can be
+// admitted, a command is refused with STORE_UNAVAILABLE at once, changes
+// nothing, and the actor keeps serving as the same incarnation; commands
+// of the actor already writing still queue behind its write.
+func TestOverloadRefusesWithoutBreaking(t *testing.T) {
+	j := actortest.NewMemJournal()
+	var started atomic.Int64
+	adm := NewAdmission(1)
+	local := admittedCounters(t, j, adm, &started)
+	// Warm both actors up (recovered, idle).
+	for _, id := range []string{"a", "b"} {
+		if _, err := addTo(local, id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Delay(300 * time.Millisecond) // a's write holds the only slot
+	var wg sync.WaitGroup
+	wg.Add(2)
+	var aErr, a2Err error
+	go func() { defer wg.Done(); _, aErr = addTo(local, "a", 1) }()
+	actortest.Eventually(t, 5*time.Second, func() bool { return adm.InUse() == 1 }, "a's write in flight")
+	go func() { defer wg.Done(); _, a2Err = addTo(local, "a", 1) }() // queues behind a's write
+	began := time.Now()
+	_, err := addTo(local, "b", 5)
+	if seatCode(err) != messages.CodeStoreUnavailable {
+		t.Fatalf("b while the journal is full: %v, want STORE_UNAVAILABLE", err)
+	}
+	if d := time.Since(began); d > 200*time.Millisecond {
+		t.Fatalf("refusal took %v: it must not wait for the journal", d)
+	}
+	wg.Wait()
+	if aErr != nil || a2Err != nil {
+		t.Fatalf("a: %v %v", aErr, a2Err)
+	}
+	j.Delay(0)
+	if sum, err := addTo(local, "b", 1); err != nil || sum != 1 {
+		t.Fatalf("b afterwards: sum %d, %v (the refused 5 must not count)", sum, err)
+	}
+	if sum, _ := addTo(local, "a", 0); sum != 2 {
+		t.Fatalf("a: sum %d, want 2", sum)
+	}
+	if n := started.Load(); n != 2 {
+		t.Fatalf("%d incarnations for 2 actors: an overload replaced an actor", n)
+	}
+}
+
+// TestJournalRefusalRetried: a write the journal refuses at once
+// (ErrOverloaded: nothing written) is kept and handed over again; the
+// caller gets its answer once it is durable, and the actor is not replaced.
+func TestJournalRefusalRetried(t *testing.T) {
+	j := &refusingJournal{MemJournal: actortest.NewMemJournal()}
+	var started atomic.Int64
+	local := admittedCounters(t, j, nil, &started)
+	if _, err := addTo(local, "a", 1); err != nil {
+		t.Fatal(err)
+	}
+	j.refuse.Store(3)
+	sum, err := addTo(local, "a", 2)
+	if err != nil || sum != 3 {
+		t.Fatalf("after 3 refusals: %d %v", sum, err)
+	}
+	if j.refuse.Load() > 0 {
+		t.Fatal("the journal's refusals were not met")
+	}
+	if got := len(j.Events("counter/a")); got != 2 {
+		t.Fatalf("%d events, want 2", got)
+	}
+	if started.Load() != 1 {
+		t.Fatal("the actor was replaced")
+	}
+}
+
+// refusingJournal refuses the next n appends synchronously.
+type refusingJournal struct {
+	*actortest.MemJournal
+	refuse atomic.Int64
+}
+
+func (r *refusingJournal) AppendAsync(id string, ev []persistence.Event, rem persistence.ReminderChange, done func(error)) error {
+	if r.refuse.Add(-1) >= 0 {
+		return fmt.Errorf("append %s: %w", id, persistence.ErrOverloaded)
+	}
+	r.refuse.Store(0)
+	return r.MemJournal.AppendAsync(id, ev, rem, done)
+}
+
+// TestRecoveryFailureBacksOff: while the journal cannot be read, an actor
+// that fails to recover is not activated again on every message: the
+// manager answers STORE_UNAVAILABLE during a jittered backoff, and the actor
+// recovers by itself on the first message after the store is back.
+func TestRecoveryFailureBacksOff(t *testing.T) {
+	j := &loadCountingJournal{MemJournal: actortest.NewMemJournal()}
+	var started atomic.Int64
+	local := admittedCounters(t, j, nil, &started)
+	if _, err := addTo(local, "a", 4); err != nil {
+		t.Fatal(err)
+	}
+	j.SetDown(true)
+	// Passivate it the hard way: a failed write breaks it, the next message
+	// activates a new incarnation that cannot recover.
+	_, _ = addTo(local, "a", 1)
+	for range 50 {
+		_, err := addTo(local, "a", 1)
+		if seatCode(err) != messages.CodeStoreUnavailable {
+			t.Fatalf("during the outage: %v", err)
+		}
+	}
+	if n := j.loads.Load(); n > 6 {
+		t.Fatalf("%d recovery attempts for 51 messages: recovery does not back off", n)
+	}
+	j.SetDown(false)
+	actortest.Eventually(t, 10*time.Second, func() bool {
+		sum, err := addTo(local, "a", 0)
+		return err == nil && sum == 4
+	}, "recovers after the outage with only the acknowledged add")
+}
+
+// loadCountingJournal counts snapshot loads: one per recovery attempt.
+type loadCountingJournal struct {
+	*actortest.MemJournal
+	loads atomic.Int64
+}
+
+func (l *loadCountingJournal) LoadSnapshot(ctx context.Context, id string) (persistence.Snapshot, bool, error) {
+	l.loads.Add(1)
+	return l.MemJournal.LoadSnapshot(ctx, id)
+}
