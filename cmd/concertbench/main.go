@@ -8,8 +8,9 @@
 //	       the winners must equal the seats (else OVERSOLD/UNDERSOLD, exit 3)
 //
 // The server must admit every user at once: start it with ACTIVE_TOKENS at
-// least -users (holds) or -fans (hot). Only loopback targets are accepted
-// unless -allow-remote.
+// least -users (holds) or -fans (hot), plus the tokens earlier runs left
+// ACTIVE (they stay so until TOKEN_IDLE_TTL passes without use, across
+// restarts). Only loopback targets are accepted unless -allow-remote.
 //
 // Exit status: 0 done, 1 setup or run failed, 2 bad flags, 3 an invariant
 // was broken, 4 the hard time cap was hit.
