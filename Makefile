@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 # Extra arguments for `make run`, e.g. make run RUN_ARGS='-log-level=debug'.
 RUN_ARGS ?=
 
-.PHONY: help run build test bench vet lint proto db-stop db-wipe
+.PHONY: help run build test bench vet lint lint-openapi proto db-stop db-wipe
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-8s %s\n", $$1, $$2 }'
@@ -57,6 +57,27 @@ vet: ## go vet, and fail if any file is not gofmt-formatted
 	fi
 
 lint: vet ## same as vet
+
+# Lints http/openapi.yaml with Redocly's CLI, pinned, from the npm registry,
+# installed into ./bin on first use (needs Node.js >= 20.19 and npm; without
+# npm, Debian's are installed with apt-get). docs/redocly.yaml holds the rules
+# and the reason for each one that is off.
+REDOCLY_VERSION := 2.77.0
+REDOCLY_DIR := $(BIN)/redocly-$(REDOCLY_VERSION)
+lint-openapi: ## lint http/openapi.yaml with @redocly/cli (installed into ./bin)
+	@if ! command -v npm >/dev/null; then \
+		echo "npm not found; installing Debian's nodejs and npm"; \
+		sudo=""; [[ "$$(id -u)" -eq 0 ]] || sudo="sudo"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm; \
+	fi
+	@if [[ ! -x "$(REDOCLY_DIR)/node_modules/.bin/redocly" ]]; then \
+		echo "installing @redocly/cli@$(REDOCLY_VERSION) into $(REDOCLY_DIR)"; \
+		npm install --prefix "$(REDOCLY_DIR)" --no-save --no-audit --no-fund --loglevel=error \
+			@redocly/cli@$(REDOCLY_VERSION); \
+	fi
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		$(REDOCLY_DIR)/node_modules/.bin/redocly lint --config docs/redocly.yaml --format=stylish http/openapi.yaml
 
 # Regenerates messages/*.pb.go. Needs protoc (Debian's protobuf-compiler,
 # installed with apt-get if missing) and a pinned protoc-gen-go in ./bin.

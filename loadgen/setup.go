@@ -289,8 +289,8 @@ func waitActive(ctx context.Context, c *Client, cfg SetupConfig, users []User, p
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: %d of %d tokens still WAIT after %s (last in line at position %d): "+
-				"start the server with ACTIVE_TOKENS >= %d; tokens of earlier runs stay ACTIVE until their idle timeout, "+
-				"so restart the server or raise ACTIVE_TOKENS for repeated runs",
+				"the server needs ACTIVE_TOKENS >= %d plus the tokens earlier runs left ACTIVE, which stay so until "+
+				"TOKEN_IDLE_TTL passes without use (a restart keeps them): raise ACTIVE_TOKENS, wait, or start on an empty database",
 				ErrTokensNotActive, waiting, len(users), cfg.TokenWait, maxPosition, len(users))
 		}
 		pending = still

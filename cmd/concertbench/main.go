@@ -8,8 +8,9 @@
 //	       the winners must equal the seats (else OVERSOLD/UNDERSOLD, exit 3)
 //
 // The server must admit every user at once: start it with ACTIVE_TOKENS at
-// least -users (holds) or -fans (hot). Only loopback targets are accepted
-// unless -allow-remote.
+// least -users (holds) or -fans (hot), plus the tokens earlier runs left
+// ACTIVE (they stay so until TOKEN_IDLE_TTL passes without use, across
+// restarts). Only loopback targets are accepted unless -allow-remote.
 //
 // Exit status: 0 done, 1 setup or run failed, 2 bad flags, 3 an invariant
 // was broken, 4 the hard time cap was hit.
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/concert/ticketing/loadgen"
 )
@@ -76,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 0, "hard cap on the whole run, setup included (default: duration + 5m)")
 	fs.DurationVar(&o.reqTime, "request-timeout", 10*time.Second, "timeout of one request")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON on stdout (the human report goes to stderr)")
-	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress (a bar on a terminal, else one line per phase)")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -190,20 +192,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// bar draws the progress of each phase on stderr; a nil *bar draws nothing.
+// bar shows the progress of each phase on stderr: a live bar when stderr is
+// a terminal; otherwise (a file, a pipe) one plain line as each phase ends,
+// so that logs get no carriage returns or escape codes. A nil *bar shows
+// nothing.
 type bar struct {
 	mu       sync.Mutex // setup reports from many goroutines
 	w        io.Writer
+	tty      bool
 	duration time.Duration
 	phase    string
-	pb       *progressbar.ProgressBar
+	last     string                   // the phase's latest description
+	pb       *progressbar.ProgressBar // tty only
+}
+
+// isTerminal reports whether w is a terminal; a variable for the tests.
+var isTerminal = func(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func newBar(w io.Writer, quiet bool, duration time.Duration) *bar {
 	if quiet {
 		return nil
 	}
-	return &bar{w: w, duration: duration}
+	return &bar{w: w, tty: isTerminal(w), duration: duration}
 }
 
 func (b *bar) update(p loadgen.Progress) {
@@ -215,26 +228,35 @@ func (b *bar) update(p loadgen.Progress) {
 	if p.Phase != b.phase {
 		b.finishLocked()
 		b.phase = p.Phase
-		total := p.Total
-		if p.Phase == "holds" {
-			total = b.duration.Milliseconds()
+		if b.tty {
+			total := p.Total
+			if p.Phase == "holds" {
+				total = b.duration.Milliseconds()
+			}
+			b.pb = progressbar.NewOptions64(total,
+				progressbar.OptionSetWriter(b.w),
+				progressbar.OptionSetDescription(p.Phase),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionSetElapsedTime(true),
+				progressbar.OptionSetPredictTime(false),
+			)
 		}
-		b.pb = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(b.w),
-			progressbar.OptionSetDescription(p.Phase),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionSetPredictTime(false),
-		)
 	}
 	switch p.Phase {
 	case "holds":
-		_ = b.pb.Set64(min(p.Elapsed.Milliseconds(), b.duration.Milliseconds()))
-		b.pb.Describe(fmt.Sprintf("holds %d, %.0f/s, errors %d", p.Done, float64(p.Done)/max(p.Elapsed.Seconds(), 0.001), p.Errors))
+		b.last = fmt.Sprintf("holds %d, %.0f/s, errors %d", p.Done, float64(p.Done)/max(p.Elapsed.Seconds(), 0.001), p.Errors)
+		if b.pb != nil {
+			_ = b.pb.Set64(min(p.Elapsed.Milliseconds(), b.duration.Milliseconds()))
+		}
 	default:
-		_ = b.pb.Set64(p.Done)
-		b.pb.Describe(fmt.Sprintf("%s %d/%d, errors %d", p.Phase, p.Done, p.Total, p.Errors))
+		b.last = fmt.Sprintf("%s %d/%d, errors %d", p.Phase, p.Done, p.Total, p.Errors)
+		if b.pb != nil {
+			_ = b.pb.Set64(p.Done)
+		}
+	}
+	if b.pb != nil {
+		b.pb.Describe(b.last)
 	}
 }
 
@@ -248,10 +270,12 @@ func (b *bar) finish() {
 }
 
 func (b *bar) finishLocked() {
-	if b.pb == nil {
-		return
+	switch {
+	case b.pb != nil:
+		_ = b.pb.Finish()
+		fmt.Fprintln(b.w)
+	case b.phase != "":
+		fmt.Fprintf(b.w, "concertbench: %s\n", b.last)
 	}
-	_ = b.pb.Finish()
-	fmt.Fprintln(b.w)
-	b.pb, b.phase = nil, ""
+	b.pb, b.phase, b.last = nil, "", ""
 }

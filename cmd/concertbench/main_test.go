@@ -2,9 +2,12 @@ package main
 
 import (
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/concert/ticketing/loadgen"
 )
 
 func TestRunRefusesRemoteTargets(t *testing.T) {
@@ -43,5 +46,90 @@ func TestParseFlags(t *testing.T) {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
 		}
+	}
+}
+
+// feed shows the phases of a holds run on b.
+func feed(b *bar) {
+	for i := int64(100); i <= 300; i += 100 {
+		b.update(loadgen.Progress{Phase: "setup", Done: i, Total: 300, Elapsed: time.Duration(i) * time.Millisecond})
+	}
+	b.update(loadgen.Progress{Phase: "tokens", Done: 300, Total: 300, Elapsed: time.Second})
+	b.finish()
+	for i := int64(1); i <= 4; i++ {
+		b.update(loadgen.Progress{Phase: "holds", Done: 250 * i, Errors: 1, Elapsed: time.Duration(i) * 250 * time.Millisecond})
+	}
+	b.finish()
+}
+
+// TestBarPlainOffTerminal: into a file or a pipe, progress is one plain
+// line per phase, without carriage returns or escape codes.
+func TestBarPlainOffTerminal(t *testing.T) {
+	var out strings.Builder
+	b := newBar(&out, false, time.Second)
+	if b.tty {
+		t.Fatal("a strings.Builder taken for a terminal")
+	}
+	feed(b)
+	got := out.String()
+	if strings.ContainsAny(got, "\r\x1b") {
+		t.Errorf("carriage return or escape code off a terminal: %q", got)
+	}
+	want := "concertbench: setup 300/300, errors 0\n" +
+		"concertbench: tokens 300/300, errors 0\n" +
+		"concertbench: holds 1000, 1000/s, errors 1\n"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestBarDrawnOnTerminal: on a terminal the live bar is drawn.
+func TestBarDrawnOnTerminal(t *testing.T) {
+	defer func(f func(io.Writer) bool) { isTerminal = f }(isTerminal)
+	isTerminal = func(io.Writer) bool { return true }
+	var out strings.Builder
+	feed(newBar(&out, false, time.Second))
+	if !strings.Contains(out.String(), "\r") || !strings.Contains(out.String(), "holds 1000, 1000/s, errors 1") {
+		t.Errorf("no bar drawn: %q", out.String())
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, out := range map[string]io.Writer{"file": f, "pipe": w, "buffer": &strings.Builder{}} {
+		if isTerminal(out) {
+			t.Errorf("%s taken for a terminal", name)
+		}
+	}
+	if newBar(f, true, time.Second) != nil {
+		t.Error("-quiet still shows progress")
+	}
+}
+
+// TestRunNoCarriageReturnsInFiles runs the tool with stderr a file and no
+// -quiet: whatever it prints there has no carriage return.
+func TestRunNoCarriageReturnsInFiles(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	code := run([]string{"-url", "http://127.0.0.1:1", "-admin-key", "k", "-request-timeout", "2s"}, io.Discard, f)
+	raw, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != exitFailed || strings.Contains(string(raw), "\r") {
+		t.Errorf("exit %d, stderr %q", code, raw)
 	}
 }
