@@ -67,6 +67,13 @@ type JournalOptions struct {
 	// no longer do it for pruned rows; the check costs about a fifth more
 	// per batch statement). Every Journal on one database must agree on it:
 	// a non-pruning journal does not check.
+	//
+	// One race is left open: a batch statement of another incarnation
+	// that began before the pruning snapshot committed does not see it, and
+	// once the pruned row is deleted nothing conflicts, so that stale call
+	// can be written below the snapshot (where no replay reads it). It
+	// takes a duplicate activation writing within the few milliseconds of
+	// the rightful incarnation's snapshot.
 	PruneAfterSnapshot bool
 	// Registerer, if set, receives journal_batch_size and
 	// journal_batch_seconds histograms and the journal_append_errors_total
