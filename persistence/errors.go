@@ -26,9 +26,23 @@ var (
 	// ErrNotFound is returned by the catalog look-ups when no row has the id.
 	ErrNotFound = errors.New("not found")
 
-	// errInvalidAppend is returned for malformed calls (empty actor id,
-	// non-contiguous or non-positive sequence numbers): programming errors.
-	errInvalidAppend = errors.New("invalid append")
+	// ErrInvalid means a malformed call (empty or non-UTF-8 actor id or
+	// type, non-positive or non-contiguous sequence numbers, a reminder
+	// change that both sets and clears, duplicate archive keys): a
+	// programming error. Nothing was written.
+	ErrInvalid = errors.New("invalid journal call")
+
+	// ErrOverloaded means the journal could not take an append at once (its
+	// queue is full): nothing was written and the call's done will never
+	// run. It wraps ErrUnavailable, so errors.Is(err, ErrUnavailable) holds
+	// too; the caller may retry later or shed the request.
+	ErrOverloaded = fmt.Errorf("%w: journal overloaded", ErrUnavailable)
+
+	// ErrSnapshotBusy means every snapshot writer slot
+	// (JournalOptions.SnapshotWriters) is taken: the snapshot was not
+	// written; save a newer one later. It does not wrap ErrUnavailable: the
+	// store is fine, only busy.
+	ErrSnapshotBusy = errors.New("journal snapshot writers busy")
 )
 
 // unavailable wraps cause so that both errors.Is(err, ErrUnavailable) and

@@ -1,91 +1,119 @@
 // Package actortest holds test support for the actors package: an in-memory
 // journal with the semantics of the PostgreSQL one, plus knobs to make it
-// slow or failing, and a polling helper.
+// slow, failing or ambiguous the way a real database can be, and a polling
+// helper.
 package actortest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/concert/ticketing/persistence"
 )
 
-// MemJournal is an in-memory journal (it implements actors.Journal) with the
-// same contract as persistence.Journal:
+// MemOptions configure a MemJournal; zero values take the defaults.
+type MemOptions struct {
+	// SnapshotWriters is the number of SaveSnapshot calls that may run at
+	// once; a call beyond it fails at once with ErrSnapshotBusy. Default
+	// persistence.DefaultSnapshotWriters.
+	SnapshotWriters int
+	// PruneAfterSnapshot makes SaveSnapshot delete the actor's events up to
+	// the snapshot's Seq, as persistence.JournalOptions.PruneAfterSnapshot.
+	PruneAfterSnapshot bool
+}
+
+// MemJournal is an in-memory journal with the contract of
+// persistence.Journal (the contract suite persistence/journaltest runs
+// against both):
 //
-//   - AppendAsync keeps all of one call's events or none, and calls done
-//     exactly once from another goroutine;
-//   - a call that claims a sequence number already written fails with an
-//     error wrapping persistence.ErrFenced;
+//   - AppendAsync refuses a malformed call (ErrInvalid) or, when overloaded
+//     (Overload), any call (ErrOverloaded) synchronously, without calling
+//     done; otherwise it keeps all of one call's events and reminder change
+//     or none, and calls done exactly once from another goroutine;
+//   - a call that claims a sequence number already written, or at or below
+//     the actor's snapshot, fails with an error wrapping ErrFenced;
 //   - while the journal is down (SetDown) every method fails with an error
-//     wrapping persistence.ErrUnavailable;
-//   - SaveSnapshot keeps the snapshot with the highest Seq;
+//     wrapping ErrUnavailable;
+//   - SaveSnapshot keeps the snapshot with the highest Seq, stores its
+//     archive with it, prunes if configured, and refuses with
+//     ErrSnapshotBusy beyond SnapshotWriters concurrent calls;
 //   - Replay calls fn in Seq order, outside the journal's lock.
 //
 // The zero value is not usable: call NewMemJournal. Safe for concurrent use.
 type MemJournal struct {
+	opts MemOptions
+
 	mu        sync.Mutex
 	events    map[string]map[int64]persistence.Event
 	snapshots map[string]persistence.Snapshot
-	failNext  []error
-	down      bool
-	delay     time.Duration
+	archive   map[string]map[int64]persistence.Archived
+	reminders map[string]time.Time
 	appends   int
+
+	// fault knobs (memjournal_faults.go)
+	failNext     []error
+	writeButFail []error
+	down         bool
+	overloaded   bool
+	delay        time.Duration
+	holding      bool
+	held         []func()
+	snapRunning  int
+	snapGate     chan struct{} // non-nil while snapshots are held
+	snapHeld     int
 }
 
-// NewMemJournal returns an empty journal.
-func NewMemJournal() *MemJournal {
+// NewMemJournal returns an empty journal with the default options.
+func NewMemJournal() *MemJournal { return NewMemJournalWith(MemOptions{}) }
+
+// NewMemJournalWith returns an empty journal configured by opts.
+func NewMemJournalWith(opts MemOptions) *MemJournal {
+	if opts.SnapshotWriters <= 0 {
+		opts.SnapshotWriters = persistence.DefaultSnapshotWriters
+	}
 	return &MemJournal{
+		opts:      opts,
 		events:    map[string]map[int64]persistence.Event{},
 		snapshots: map[string]persistence.Snapshot{},
+		archive:   map[string]map[int64]persistence.Archived{},
+		reminders: map[string]time.Time{},
 	}
 }
 
-// FailNext makes the next AppendAsync call fail with err (wrapped with the
-// operation) and keep none of its events. Calls queue up: FailNext twice
-// fails the next two appends.
-func (m *MemJournal) FailNext(err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.failNext = append(m.failNext, err)
-}
+// errDown is the cause reported while the journal is down.
+var errDown = fmt.Errorf("%w: memjournal is down", persistence.ErrUnavailable)
 
-// SetDown makes every later call fail with an error wrapping
-// persistence.ErrUnavailable (true) or work again (false).
-func (m *MemJournal) SetDown(down bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.down = down
-}
-
-// Delay makes every later append wait d before it is written and done is
-// called, as a slow commit would.
-func (m *MemJournal) Delay(d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.delay = d
-}
-
-// AppendAsync implements actors.Journal. Whether the call fails (FailNext,
-// SetDown) is decided when it is made; the events are written, or fenced,
-// after the configured delay, on another goroutine that then calls done.
-func (m *MemJournal) AppendAsync(actorID string, events []persistence.Event, _ persistence.ReminderChange, done func(error)) error {
-	if err := validate(actorID, events); err != nil {
+// AppendAsync has the contract of persistence.Journal.AppendAsync. Whether
+// the call fails (Overload synchronously; FailNext, SetDown, WriteButFail
+// through done) is decided when it is made; the events are written, or
+// fenced, after the configured Delay, on another goroutine that then calls
+// done (or holds it back, see HoldCompletions).
+func (m *MemJournal) AppendAsync(actorID string, events []persistence.Event, reminder persistence.ReminderChange, done func(error)) error {
+	if err := persistence.ValidateAppend(actorID, events, reminder); err != nil {
 		return fmt.Errorf("journal append %s: %w", actorID, err)
 	}
+	if len(events) == 0 && reminder.IsZero() {
+		go done(nil)
+		return nil
+	}
 	m.mu.Lock()
-	var fail error
+	if m.overloaded {
+		m.mu.Unlock()
+		return fmt.Errorf("journal append %s: %w: memjournal overloaded", actorID, persistence.ErrOverloaded)
+	}
+	var fail, lost error
 	switch {
 	case len(m.failNext) > 0:
 		fail = m.failNext[0]
 		m.failNext = m.failNext[1:]
 	case m.down:
 		fail = errDown
+	case len(m.writeButFail) > 0:
+		lost = m.writeButFail[0]
+		m.writeButFail = m.writeButFail[1:]
 	}
 	delay := m.delay
 	m.mu.Unlock()
@@ -93,104 +121,61 @@ func (m *MemJournal) AppendAsync(actorID string, events []persistence.Event, _ p
 	// buggy caller cannot rewrite history.
 	evs := make([]persistence.Event, len(events))
 	for i, e := range events {
-		evs[i] = persistence.Event{Seq: e.Seq, Type: e.Type, Payload: append([]byte(nil), e.Payload...)}
+		evs[i] = copyEvent(e)
 	}
+	reminder.DueAt = pgTime(reminder.DueAt)
 	go func() {
 		if delay > 0 {
 			time.Sleep(delay)
 		}
-		if fail != nil {
-			done(fmt.Errorf("journal append %s: %w", actorID, fail))
-			return
+		var err error
+		switch {
+		case fail != nil:
+			err = fmt.Errorf("journal append %s: %w", actorID, fail)
+		case lost != nil:
+			_ = m.write(actorID, evs, reminder) // written (or fenced); the reply is lost either way
+			err = fmt.Errorf("journal append %s: %w", actorID, lost)
+		default:
+			err = m.write(actorID, evs, reminder)
 		}
-		done(m.write(actorID, evs))
+		m.complete(func() { done(err) })
 	}()
 	return nil
 }
 
-// DueReminders implements actors.Journal (shim).
-func (m *MemJournal) DueReminders(ctx context.Context, before time.Time, limit int) ([]persistence.Reminder, error) {
-	return nil, nil
-}
-
-// LoadArchived implements actors.Journal (shim).
-func (m *MemJournal) LoadArchived(ctx context.Context, actorID string, key int64) (persistence.Archived, bool, error) {
-	return persistence.Archived{}, false, nil
-}
-
-// errDown is the cause reported while the journal is down.
-var errDown = fmt.Errorf("%w: memjournal is down", persistence.ErrUnavailable)
-
-func (m *MemJournal) write(actorID string, events []persistence.Event) error {
+// write applies one call: all of it, or nothing if it is fenced.
+func (m *MemJournal) write(actorID string, events []persistence.Event, reminder persistence.ReminderChange) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rows := m.events[actorID]
-	if rows == nil {
-		rows = map[int64]persistence.Event{}
-		m.events[actorID] = rows
-	}
-	for _, e := range events {
-		if _, ok := rows[e.Seq]; ok {
-			return fmt.Errorf("journal append %s seq %d: %w", actorID, e.Seq, persistence.ErrFenced)
+	if len(events) > 0 {
+		if s, ok := m.snapshots[actorID]; ok && events[0].Seq <= s.Seq {
+			return fmt.Errorf("journal append %s seq %d: at or below snapshot %d: %w", actorID, events[0].Seq, s.Seq, persistence.ErrFenced)
+		}
+		for _, e := range events {
+			if _, ok := rows[e.Seq]; ok {
+				return fmt.Errorf("journal append %s seq %d: %w", actorID, e.Seq, persistence.ErrFenced)
+			}
+		}
+		if rows == nil {
+			rows = map[int64]persistence.Event{}
+			m.events[actorID] = rows
+		}
+		for _, e := range events {
+			rows[e.Seq] = e
 		}
 	}
-	for _, e := range events {
-		rows[e.Seq] = e
+	switch {
+	case reminder.Set:
+		m.reminders[actorID] = reminder.DueAt
+	case reminder.Clear:
+		delete(m.reminders, actorID)
 	}
 	m.appends++
 	return nil
 }
 
-func validate(actorID string, events []persistence.Event) error {
-	if actorID == "" {
-		return errors.New("invalid append: empty actor id")
-	}
-	for i, e := range events {
-		if e.Seq <= 0 || (i > 0 && e.Seq != events[i-1].Seq+1) {
-			return fmt.Errorf("invalid append: sequence numbers must be positive and contiguous (seq %d at %d)", e.Seq, i)
-		}
-	}
-	return nil
-}
-
-// LoadSnapshot implements actors.Journal.
-func (m *MemJournal) LoadSnapshot(ctx context.Context, actorID string) (persistence.Snapshot, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return persistence.Snapshot{}, false, fmt.Errorf("journal load snapshot %s: %w", actorID, err)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.down {
-		return persistence.Snapshot{}, false, fmt.Errorf("journal load snapshot %s: %w", actorID, errDown)
-	}
-	s, ok := m.snapshots[actorID]
-	if !ok {
-		return persistence.Snapshot{}, false, nil
-	}
-	s.Payload = append([]byte(nil), s.Payload...)
-	return s, true, nil
-}
-
-// SaveSnapshot implements actors.Journal: an older snapshot never replaces a
-// newer one.
-func (m *MemJournal) SaveSnapshot(ctx context.Context, actorID string, s persistence.Snapshot) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("journal save snapshot %s: %w", actorID, err)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.down {
-		return fmt.Errorf("journal save snapshot %s: %w", actorID, errDown)
-	}
-	if old, ok := m.snapshots[actorID]; ok && old.Seq >= s.Seq {
-		return nil
-	}
-	s.Payload = append([]byte(nil), s.Payload...)
-	m.snapshots[actorID] = s
-	return nil
-}
-
-// Replay implements actors.Journal.
+// Replay has the contract of persistence.Journal.Replay.
 func (m *MemJournal) Replay(ctx context.Context, actorID string, afterSeq int64, fn func(persistence.Event) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("journal replay %s: %w", actorID, err)
@@ -217,15 +202,8 @@ func (m *MemJournal) Events(actorID string) []persistence.Event {
 	return m.eventsLocked(actorID, 0)
 }
 
-// Snapshot returns the actor's saved snapshot, if any.
-func (m *MemJournal) Snapshot(actorID string) (persistence.Snapshot, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.snapshots[actorID]
-	return s, ok
-}
-
-// Appends counts the successful AppendAsync calls so far.
+// Appends counts the AppendAsync calls written so far (WriteButFail's
+// included).
 func (m *MemJournal) Appends() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -237,36 +215,17 @@ func (m *MemJournal) eventsLocked(actorID string, afterSeq int64) []persistence.
 	out := make([]persistence.Event, 0, len(rows))
 	for seq, e := range rows {
 		if seq > afterSeq {
-			out = append(out, persistence.Event{Seq: e.Seq, Type: e.Type, Payload: append([]byte(nil), e.Payload...)})
+			out = append(out, copyEvent(e))
 		}
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].Seq < out[k].Seq })
 	return out
 }
 
-// Eventually polls cond every few milliseconds until it returns true, and
-// fails the test if that does not happen within timeout. Use it instead of
-// sleeping for asynchronous effects (timers, passivation, retries).
-func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msgAndArgs ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			msg := "condition not met"
-			if len(msgAndArgs) > 0 {
-				if f, ok := msgAndArgs[0].(string); ok {
-					msg = fmt.Sprintf(f, msgAndArgs[1:]...)
-				}
-			}
-			t.Fatalf("eventually (after %v): %s", timeout, msg)
-		}
-		time.Sleep(wait)
-		if wait < 20*time.Millisecond {
-			wait *= 2
-		}
-	}
+func copyEvent(e persistence.Event) persistence.Event {
+	return persistence.Event{Seq: e.Seq, Type: e.Type, Payload: append([]byte{}, e.Payload...)}
 }
+
+// pgTime is t as PostgreSQL stores a timestamptz: microseconds, and
+// returned in UTC here.
+func pgTime(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
