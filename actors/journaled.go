@@ -98,8 +98,10 @@ type JournaledStats struct {
 }
 
 // reminderMark is what this incarnation last asked the journal to store as
-// the actor's reminder.
+// the actor's reminder; unknown until its first write (a recovered actor
+// does not know what an earlier incarnation stored).
 type reminderMark struct {
+	known bool
 	set   bool
 	dueAt time.Time
 }
@@ -365,11 +367,11 @@ func (j *Journaled) reminderChange() persistence.ReminderChange {
 	}
 	due, open := r.NextDue()
 	switch {
-	case open && (!j.reminder.set || due.Before(j.reminder.dueAt)):
-		j.reminder = reminderMark{set: true, dueAt: due}
+	case open && (!j.reminder.known || !j.reminder.set || due.Before(j.reminder.dueAt)):
+		j.reminder = reminderMark{known: true, set: true, dueAt: due}
 		return persistence.ReminderChange{Set: true, DueAt: due}
-	case !open && j.reminder.set:
-		j.reminder = reminderMark{}
+	case !open && (!j.reminder.known || j.reminder.set):
+		j.reminder = reminderMark{known: true}
 		return persistence.ReminderChange{Clear: true}
 	}
 	return persistence.ReminderChange{}
@@ -383,15 +385,11 @@ func (j *Journaled) onWake() {
 		return
 	}
 	due, open := r.NextDue()
-	if j.reminder.set && open && !due.After(j.reminder.dueAt) {
+	if j.reminder.known && j.reminder.set && open && !due.After(j.reminder.dueAt) {
 		return
 	}
-	// Unknown or stale: write what the model says now.
-	if open {
-		j.reminder = reminderMark{set: true, dueAt: due}
-	} else {
-		j.reminder = reminderMark{set: true} // force a Clear below
-	}
+	// Unknown or stale: the next write stores what the model says then.
+	j.reminder = reminderMark{}
 	if !j.inFlight && !j.retrying {
 		j.inFlight = true
 		j.send(nil)
@@ -430,7 +428,7 @@ func (j *Journaled) send(events []persistence.Event) {
 		return
 	}
 	// Not queued, nothing written: keep the events, retry with backoff.
-	j.reminder = reminderMark{set: true} // unknown: rewrite on the next write
+	j.reminder = reminderMark{} // unknown: rewrite on the next write
 	j.unsent = append(events, j.unsent...)
 	j.retrying = true
 	j.retryWait = min(max(2*j.retryWait, enqueueRetry), enqueueRetryMax)
@@ -601,7 +599,7 @@ func (j *Journaled) recover() error {
 	j.durable = j.applied
 	// Whatever reminder is stored, this incarnation has not written it: the
 	// first write sets it from the recovered state.
-	j.reminder = reminderMark{set: true}
+	j.reminder = reminderMark{}
 	j.stats.RecoveryTime = time.Since(start)
 	return nil
 }

@@ -113,6 +113,7 @@ func TestOpenWorkResumesWithoutTraffic(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond)
 	srv.kill()
+	killed := time.Now()
 	close(stop)
 	wg.Wait()
 
@@ -123,11 +124,15 @@ func TestOpenWorkResumesWithoutTraffic(t *testing.T) {
 	srv.start() // waits for /readyz only: no API request reaches a seat
 	restarted := time.Now()
 	deadline := restarted.Add(holdTTL + 20*time.Second)
+	// Every hold made before the kill is due by killed+holdTTL: from a
+	// second after that, none may be open.
+	allDue := killed.Add(holdTTL + time.Second)
 	for {
 		now := time.Now()
 		w := openWork(t, dbURL, now.Add(-time.Second)) // holds due a second ago must be gone
-		if w.paying == 0 && w.due == 0 {
-			t.Logf("every saga finished and every due hold expired %v after the restart, with no request", time.Since(restarted).Round(time.Millisecond))
+		if now.After(allDue) && w.paying == 0 && w.holds == 0 {
+			t.Logf("every saga finished and every hold expired %v after the restart (%v after the last deadline), with no request",
+				time.Since(restarted).Round(time.Millisecond), time.Since(killed.Add(holdTTL)).Round(time.Millisecond))
 			require.Zero(t, w.debitedUnconfirmed, "money debited without a seat: %d", w.debitedUnconfirmed)
 			return
 		}
