@@ -240,6 +240,15 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		j.stopIfDone()
 		return true
 	case *actor.Stopped:
+		// Stopped with replies still waiting (the node is shutting down, or
+		// the actor was stopped from outside): their outcome is unknown to
+		// this incarnation, so say so now rather than let callers time out.
+		for _, w := range j.waiting {
+			if w.to != nil {
+				j.root.Send(w.to, unavailable(j.opt.ID, nil))
+			}
+		}
+		j.waiting = nil
 		j.releasePermit()
 		return false
 	case actor.SystemMessage, actor.AutoReceiveMessage:
