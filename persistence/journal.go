@@ -61,19 +61,20 @@ type JournalOptions struct {
 	// once; a call beyond it fails at once with ErrSnapshotBusy. Default
 	// DefaultSnapshotWriters.
 	SnapshotWriters int
-	// PruneAfterSnapshot makes SaveSnapshot delete the actor's events up to
-	// the snapshot's Seq in the same transaction, and the writers fence
-	// appends at or below the actor's stored snapshot (the primary key can
-	// no longer do it for pruned rows; the check costs about a fifth more
-	// per batch statement). Every Journal on one database must agree on it:
-	// a non-pruning journal does not check.
+	// PruneAfterSnapshot makes SaveSnapshot delete, in the same transaction,
+	// the actor's events up to the snapshot it replaces (so one snapshot
+	// interval of events stays behind the latest snapshot), and the writers
+	// fence appends at or below the actor's stored snapshot (the primary
+	// key can no longer do it for pruned rows; the check costs about a
+	// fifth more per batch statement). Every Journal on one database must
+	// agree on it: a non-pruning journal does not check.
 	//
-	// One race is left open: a batch statement of another incarnation
-	// that began before the pruning snapshot committed does not see it, and
-	// once the pruned row is deleted nothing conflicts, so that stale call
-	// can be written below the snapshot (where no replay reads it). It
-	// takes a duplicate activation writing within the few milliseconds of
-	// the rightful incarnation's snapshot.
+	// Why not up to the new snapshot: a batch statement of a duplicate
+	// incarnation that began before that snapshot committed does not see
+	// it, and with the rows already deleted nothing would conflict. Keeping
+	// the rows until the next snapshot means such a stale write still hits
+	// the primary key unless it stays uncommitted for a whole snapshot
+	// interval.
 	PruneAfterSnapshot bool
 	// Registerer, if set, receives journal_batch_size and
 	// journal_batch_seconds histograms and the journal_append_errors_total

@@ -27,7 +27,8 @@ func (j *Journal) LoadSnapshot(ctx context.Context, actorID string) (Snapshot, b
 // saveSnapshotSQL upserts the snapshot row only if it is newer than the
 // stored one, and — only then, in the same statement, so atomically — the
 // archived records ($6..$8). saveSnapshotPruneSQL also deletes the actor's
-// events up to the snapshot.
+// events up to the previous snapshot (every sub-statement sees the table as
+// it was before the statement, so prev is the snapshot being replaced).
 const (
 	saveSnapshotCTEs = `WITH snap AS (
 INSERT INTO journal_snapshots (actor_id, seq, snapshot_type, payload, writer_id, created_at)
@@ -43,8 +44,11 @@ SELECT $1, a.k, a.t, a.p FROM snap, unnest($6::bigint[], $7::text[], $8::bytea[]
 ON CONFLICT (actor_id, key) DO UPDATE SET record_type = EXCLUDED.record_type, payload = EXCLUDED.payload
 )`
 	saveSnapshotSQL      = saveSnapshotCTEs + `SELECT count(*) FROM snap`
-	saveSnapshotPruneSQL = saveSnapshotCTEs + `, pruned AS (
-DELETE FROM journal_events WHERE actor_id = $1 AND seq <= (SELECT seq FROM snap)
+	saveSnapshotPruneSQL = saveSnapshotCTEs + `, prev AS (
+SELECT seq FROM journal_snapshots WHERE actor_id = $1
+), pruned AS (
+DELETE FROM journal_events WHERE actor_id = $1 AND EXISTS (SELECT 1 FROM snap)
+AND seq <= (SELECT seq FROM prev)
 )
 SELECT count(*) FROM snap`
 )
@@ -52,9 +56,9 @@ SELECT count(*) FROM snap`
 // SaveSnapshot stores the actor's one snapshot row, only if s.Seq is newer
 // than the stored one (an older or equal snapshot is ignored without error,
 // archive included), together with s.Archive (upserted by key) and, with
-// PruneAfterSnapshot, the deletion of the actor's events with seq ≤ s.Seq —
-// all in one transaction. From then on appends at or below s.Seq are
-// fenced. s.Seq must not exceed the actor's last durable event.
+// PruneAfterSnapshot, the deletion of the actor's events up to the
+// snapshot it replaces — all in one transaction. From then on appends at or
+// below s.Seq are fenced. s.Seq must not exceed the actor's last durable event.
 //
 // At most SnapshotWriters calls run at once: a call beyond that returns at
 // once an error wrapping ErrSnapshotBusy, and nothing is written. A

@@ -73,9 +73,11 @@ func (m *MemJournal) SaveSnapshot(ctx context.Context, actorID string, s persist
 	if m.down {
 		return fmt.Errorf("journal save snapshot %s: %w", actorID, errDown)
 	}
-	if old, ok := m.snapshots[actorID]; ok && old.Seq >= s.Seq {
+	old, hadPrev := m.snapshots[actorID]
+	if hadPrev && old.Seq >= s.Seq {
 		return nil
 	}
+	prevSeq := old.Seq
 	m.snapshots[actorID] = persistence.Snapshot{Seq: s.Seq, Type: s.Type, Payload: append([]byte{}, s.Payload...)}
 	if len(s.Archive) > 0 {
 		recs := m.archive[actorID]
@@ -87,9 +89,9 @@ func (m *MemJournal) SaveSnapshot(ctx context.Context, actorID string, s persist
 			recs[a.Key] = persistence.Archived{Key: a.Key, Type: a.Type, Payload: append([]byte{}, a.Payload...)}
 		}
 	}
-	if m.opts.PruneAfterSnapshot {
+	if m.opts.PruneAfterSnapshot && hadPrev {
 		for seq := range m.events[actorID] {
-			if seq <= s.Seq {
+			if seq <= prevSeq {
 				delete(m.events[actorID], seq)
 			}
 		}
