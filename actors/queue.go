@@ -168,13 +168,16 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		}
 	case *messages.IssueToken:
 		events, t, rej := q.model.decideIssue(msg, now, q.cfg.Random)
-		if rej == nil && t == nil {
-			rej = q.persist(events...)
-			t = q.model.byToken[events[0].(*messages.TokenIssued).GetToken()]
-		}
 		if rej != nil {
 			q.j.Reply(ctx, rej)
 			return
+		}
+		if t == nil {
+			if rej := q.persist(events...); rej != nil {
+				refuse(ctx, rej)
+				return
+			}
+			t = q.model.byToken[events[0].(*messages.TokenIssued).GetToken()]
 		}
 		q.j.Reply(ctx, &messages.TokenResult{Token: q.model.view(t)})
 	case *messages.GetToken:
@@ -192,7 +195,7 @@ func (q *queueActor) Receive(ctx actor.Context) {
 			return
 		}
 		if rej := q.persist(q.model.decideExpire(t, msg.GetReason(), now)...); rej != nil {
-			q.j.Reply(ctx, rej)
+			refuse(ctx, rej)
 			return
 		}
 		q.j.Reply(ctx, &messages.TokenResult{Token: q.model.view(t)})
@@ -240,6 +243,15 @@ func (q *queueActor) work() {
 				q.work()
 			})
 		})
+	}
+}
+
+// refuse answers a command whose events Persist refused. Unlike Reply it
+// does not wait for earlier writes: the command changed nothing and its
+// answer rests on no state, so an overloaded actor answers at once.
+func refuse(ctx actor.Context, rej *messages.Rejection) {
+	if ctx.Sender() != nil {
+		ctx.Respond(rej)
 	}
 }
 

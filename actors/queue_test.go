@@ -260,7 +260,7 @@ func TestQueueApplyAndSnapshot(t *testing.T) {
 // ---- the actor ----
 
 type queueHarness struct {
-	journal *actortest.MemJournal
+	journal Journal
 	tracked *wqTracked
 	local   *cluster.Local
 	clock   *wqClock
@@ -271,7 +271,7 @@ type queueHarness struct {
 
 // startQueue runs a queue manager on a settable clock: TTLs are counted on
 // that clock, while its tick runs in real time (every 10ms for these TTLs).
-func startQueue(t *testing.T, journal *actortest.MemJournal, clock *wqClock, cfg QueueConfig) *queueHarness {
+func startQueue(t *testing.T, journal Journal, clock *wqClock, cfg QueueConfig) *queueHarness {
 	t.Helper()
 	h := &queueHarness{journal: journal, clock: clock, tokens: NewTokenTable()}
 	cfg.Journal, cfg.Tokens, cfg.Now, cfg.Logger = journal, h.tokens, clock.Now, wqLogger()
