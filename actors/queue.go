@@ -213,7 +213,8 @@ func (q *queueActor) tick() {
 
 // work forgets expired tokens past their retention, journals the token uses
 // collected since the last time, then expires idle tokens and admits the
-// line. A chunk that left work continues as soon as it is durable. A
+// line. A chunk that left work continues as soon as it is durable (and no
+// other chunk is decided meanwhile, so a write holds at most one). A
 // refused write changes nothing; the next tick tries again.
 func (q *queueActor) work() {
 	defer q.ticks.Add(1)
@@ -228,12 +229,15 @@ func (q *queueActor) work() {
 		}
 		q.model.touchesRecorded()
 	}
+	if q.draining {
+		return // a chunk awaits durability; its continuation decides next
+	}
 	events, more := q.model.decideTick(now)
 	if rej := q.persist(events...); rej != nil {
 		q.cfg.Logger.Warn("expiries and admissions not recorded; retrying at the next tick", "rejection", rej.GetMessage())
 		return
 	}
-	if more && !q.draining {
+	if more {
 		q.draining = true
 		post := q.j.Post()
 		q.j.AfterDurable(func() {

@@ -37,6 +37,11 @@ type qtoken struct {
 	list       *tokenList
 	touched    bool        // listed in m.pendingTouch
 	entry      *tokenEntry // its table entry, published once durable
+	// stored caches the token's stored form for snapshots; nil when stale.
+	// It is never mutated once built (a snapshot may hold it while the
+	// journal encodes it): a change drops it and the next snapshot builds a
+	// new one.
+	stored *messages.Token
 }
 
 // queueModel is the queue manager's domain state. Apply is its only mutator
@@ -302,6 +307,7 @@ func (m *queueModel) Apply(event proto.Message) {
 		m.waiting.remove(t)
 		// The idle clock of an ACTIVE token starts when it is admitted.
 		t.status, t.updatedMs, t.lastMs = messages.TokenStatus_TOKEN_ACTIVE, e.GetAtMs(), e.GetAtMs()
+		t.stored = nil
 		m.active.pushBack(t)
 		m.changed(t)
 	case *messages.TokenExpired:
@@ -318,6 +324,7 @@ func (m *queueModel) Apply(event proto.Message) {
 		}
 		t.status, t.updatedMs = messages.TokenStatus_TOKEN_EXPIRED, e.GetAtMs()
 		t.paid = e.GetReason() == ExpiredReasonPaid
+		t.stored = nil
 		kept := &m.lapsedGone
 		if t.paid {
 			kept = &m.paidGone
@@ -337,6 +344,7 @@ func (m *queueModel) Apply(event proto.Message) {
 				continue
 			}
 			t.lastMs = e.GetAtMs()
+			t.stored = nil
 			t.list.moveToBack(t)
 		}
 	}

@@ -30,11 +30,15 @@ func (m *queueModel) takeChanges() []tokenChange {
 // collection.
 func (m *queueModel) publishAll(table *TokenTable) {
 	m.publishing, m.changes = true, nil
+	fresh := table.reserve(len(m.byID))
 	for _, t := range m.byID {
 		table.publish(t.token, t.entry, t.status, t.paid)
 		if t.status != messages.TokenStatus_TOKEN_EXPIRED && t.entry.last.Load() > msToNanos(t.lastMs) {
 			m.queueTouch(t)
 		}
+	}
+	if fresh {
+		return // nothing else to forget
 	}
 	table.retain(func(token string, e *tokenEntry) bool {
 		t := m.byToken[token]

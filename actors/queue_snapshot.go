@@ -19,17 +19,19 @@ import (
 // use (what the API shows); Restore derives the last use back from it, so
 // the deadline survives a restart, even one that changes the TTLs.
 //
-// The capture is one flat copy of plain fields into two arrays allocated
-// at once (token strings are immutable and shared): the journal encodes
-// and writes it on another goroutine while the model moves on.
+// The capture costs one pointer per token: each token's stored form is
+// built once and shared, never mutated (a change replaces it), so the
+// journal encodes the snapshot on another goroutine while the model moves
+// on. Only tokens changed since the last snapshot are built again.
 func (m *queueModel) Snapshot() proto.Message {
 	n := m.active.Len() + m.line.Len() + m.paidGone.Len() + m.lapsedGone.Len()
-	buf := make([]messages.Token, n)
 	s := &messages.QueueSnapshot{NextTokenId: m.nextID, Tokens: make([]*messages.Token, 0, n)}
 	add := func(t *qtoken) bool {
-		v := &buf[len(s.Tokens)]
-		m.fill(v, t)
-		s.Tokens = append(s.Tokens, v)
+		if t.stored == nil {
+			t.stored = &messages.Token{}
+			m.fill(t.stored, t)
+		}
+		s.Tokens = append(s.Tokens, t.stored)
 		return true
 	}
 	active := make([]*qtoken, 0, m.active.Len())
@@ -58,9 +60,16 @@ func (m *queueModel) fill(v *messages.Token, t *qtoken) {
 	v.CreatedAtMs = t.createdMs
 	v.UpdateAtMs = t.updatedMs
 	v.ExpiresAtMs = m.expiresMs(t)
+	v.ExpiredReason = t.storedReason()
+}
+
+// storedReason is the expiry reason kept in the stored form: only "paid"
+// matters once expired (TokenCheck.PaidExpired).
+func (t *qtoken) storedReason() string {
 	if t.paid {
-		v.ExpiredReason = ExpiredReasonPaid
+		return ExpiredReasonPaid
 	}
+	return ""
 }
 
 // Restore implements Model.
@@ -70,6 +79,8 @@ func (m *queueModel) Restore(snapshot proto.Message) error {
 		return fmt.Errorf("queue restore: snapshot is %T, want *messages.QueueSnapshot", snapshot)
 	}
 	m.reset()
+	n := len(s.GetTokens())
+	m.byID, m.byToken, m.byUser = make(map[int64]*qtoken, n), make(map[string]*qtoken, n), make(map[int64]*qtoken, n)
 	m.nextID = s.GetNextTokenId()
 	var waiting, active []*qtoken
 	for _, v := range s.GetTokens() {
@@ -109,6 +120,9 @@ func (m *queueModel) Restore(snapshot proto.Message) error {
 			t.lastMs = v.GetExpiresAtMs() - m.ttl(t.status).Milliseconds()
 		}
 		t.entry = newTokenEntry(t.id, t.userID, msToNanos(t.lastMs))
+		if v.GetPosition() == 0 && v.GetExpiresAtMs() == m.expiresMs(t) && v.GetExpiredReason() == t.storedReason() {
+			t.stored = v // already its stored form: share it
+		}
 	}
 	for _, p := range []struct {
 		tokens []*qtoken

@@ -175,6 +175,29 @@ func (t *TokenTable) unpublish(token string, e *tokenEntry) {
 	}
 }
 
+// reserve makes room for n entries if the table is empty (a process that
+// just started) and reports whether it was.
+func (t *TokenTable) reserve(n int) bool {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.RLock()
+		size := len(s.m)
+		s.mu.RUnlock()
+		if size > 0 {
+			return false
+		}
+	}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		if len(s.m) == 0 {
+			s.m = make(map[string]*tokenEntry, n/tokenShards+n/(4*tokenShards))
+		}
+		s.mu.Unlock()
+	}
+	return true
+}
+
 // retain forgets every entry for which keep returns false.
 func (t *TokenTable) retain(keep func(token string, e *tokenEntry) bool) {
 	for i := range t.shards {
