@@ -38,9 +38,9 @@ const (
 // journal id "queue/main").
 type QueueConfig struct {
 	Journal Journal
-	// Tokens is the table the queue manager keeps in step with its state, for
-	// request handlers to validate tokens without messaging it (default: a
-	// new one, which only the actor can see).
+	// Tokens is the table the queue manager publishes its durable state
+	// into, for request handlers to validate tokens without messaging it
+	// (default: a new one, which only the actor can see).
 	Tokens *TokenTable
 	// ActiveTokens is the most tokens ACTIVE at once (default 100).
 	ActiveTokens int
@@ -119,11 +119,13 @@ func (c QueueConfig) tickInterval() time.Duration {
 
 // NewQueueProducer returns the producer of the queue manager for
 // cluster.NewLocal (kind "queue"; use the single identity "main"). It never
-// passivates while a token is live, and its reminder (NextDue) brings it
+// passivates, and while a token is live its reminder (NextDue) brings it
 // back after a crash without any request.
 //
 // It answers *messages.TokenResult on success and a bare *messages.Rejection
-// on refusal, once the state the answer rests on is durable.
+// on refusal, once the state the answer rests on is durable; a command whose
+// events cannot be written now (STORE_UNAVAILABLE) or at all
+// (INVALID_REQUEST) is refused at once with nothing changed.
 func NewQueueProducer(cfg QueueConfig) cluster.Producer {
 	cfg = cfg.withDefaults()
 	return func(identity string) actor.Actor {
