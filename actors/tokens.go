@@ -17,11 +17,16 @@ const tokenShards = 64
 // TokenTable is the fast path of token validation: every reservation and
 // payment request reads it without messaging the queue manager.
 //
-// It is derived state: only the queue manager actor writes it, in step with
-// every event it applies, and rebuilds it when it recovers. Readers may use
-// it from any goroutine. Check records an ACTIVE token's last use in an
-// atomic the queue manager reads for idle expiry, so validation never waits
-// for the actor.
+// It is a derived view of the queue manager's journal: only the queue
+// manager writes it, and only state that is durable — an admission or an
+// expiry appears once its event is written, never before, and a write that
+// fails publishes nothing. When the queue manager recovers it publishes the
+// recovered end state in one pass, not the states replay goes through.
+//
+// Readers may use it from any goroutine. Check records an ACTIVE token's
+// use in the entry and reports the entry to the queue manager at most once
+// per collection (see queueModel.touchEvents), so validation never waits for
+// the actor and the actor's cost follows the tokens used, not the checks.
 type TokenTable struct {
 	seed    maphash.Seed
 	shards  [tokenShards]tokenShard
@@ -32,18 +37,33 @@ type TokenTable struct {
 type tokenShard struct {
 	mu sync.RWMutex
 	m  map[string]*tokenEntry
-	_  [40]byte // keep neighbouring shards' locks off one cache line
+	// touchMu guards touched: entries used since the queue manager last
+	// collected them, each listed once (tokenEntry.queued).
+	touchMu sync.Mutex
+	touched []*tokenEntry
+	_       [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// tokenEntry is one token as readers see it. Identity fields never change;
-// status, paid and last are written by the queue manager (last also by
-// Check) and read by anyone.
+// tokenEntry is one token as readers see it. The queue manager creates it
+// with the token and publishes it (puts it in the table) once the token's
+// issue is durable. Identity fields never change; status and paid are the
+// published (durable) state, written only by the queue manager; last is the
+// token's last use or poll in memory, written by Check and by the queue
+// manager, and reported to the journal in batches.
 type tokenEntry struct {
 	tokenID int64
 	userID  int64
-	status  atomic.Int32 // messages.TokenStatus
+	status  atomic.Int32 // messages.TokenStatus; 0 until published
 	paid    atomic.Bool  // expired because its user paid
 	last    atomic.Int64 // unix nanoseconds of the last use (ACTIVE) or poll (WAIT)
+	queued  atomic.Bool  // listed in its shard's touched list
+}
+
+// newTokenEntry returns an unpublished entry last used at lastNanos.
+func newTokenEntry(tokenID, userID, lastNanos int64) *tokenEntry {
+	e := &tokenEntry{tokenID: tokenID, userID: userID}
+	e.last.Store(lastNanos)
+	return e
 }
 
 // TokenCheck is what Check knows about a token.
@@ -64,15 +84,18 @@ func NewTokenTable() *TokenTable {
 
 // Check looks a token up and, when ACTIVE, records the use (for idle expiry).
 // It reports false for a token the table does not know (never issued, or
-// expired longer ago than the queue's retention).
+// expired and no longer retained by the queue manager).
 func (t *TokenTable) Check(token string, now time.Time) (TokenCheck, bool) {
-	e := t.get(token)
+	s := t.shard(token)
+	s.mu.RLock()
+	e := s.m[token]
+	s.mu.RUnlock()
 	if e == nil {
 		return TokenCheck{}, false
 	}
 	st := messages.TokenStatus(e.status.Load())
-	if st == messages.TokenStatus_TOKEN_ACTIVE {
-		e.touch(now.UnixNano())
+	if st == messages.TokenStatus_TOKEN_ACTIVE && e.touch(now.UnixNano()) {
+		s.report(e)
 	}
 	return TokenCheck{
 		TokenID:     e.tokenID,
@@ -82,75 +105,107 @@ func (t *TokenTable) Check(token string, now time.Time) (TokenCheck, bool) {
 	}, true
 }
 
-// Waiting returns the current length of the waiting line.
+// Waiting returns the number of WAIT tokens published.
 func (t *TokenTable) Waiting() int { return int(t.waiting.Load()) }
 
-// Active returns the number of tokens currently ACTIVE.
+// Active returns the number of ACTIVE tokens published.
 func (t *TokenTable) Active() int { return int(t.active.Load()) }
 
 func (t *TokenTable) shard(token string) *tokenShard {
 	return &t.shards[maphash.String(t.seed, token)%tokenShards]
 }
 
-func (t *TokenTable) get(token string) *tokenEntry {
-	s := t.shard(token)
-	s.mu.RLock()
-	e := s.m[token]
-	s.mu.RUnlock()
-	return e
-}
-
 // The methods below are the queue manager's: one writer at a time.
 
-// put adds a token in status st, last used at lastNanos.
-func (t *TokenTable) put(token string, tokenID, userID int64, st messages.TokenStatus, paid bool, lastNanos int64) *tokenEntry {
-	e := &tokenEntry{tokenID: tokenID, userID: userID}
-	e.status.Store(int32(st))
-	e.paid.Store(paid)
-	e.last.Store(lastNanos)
-	s := t.shard(token)
-	s.mu.Lock()
-	old := s.m[token]
-	s.m[token] = e
-	s.mu.Unlock()
-	if old != nil {
-		t.count(messages.TokenStatus(old.status.Load()), -1)
-	}
-	t.count(st, 1)
-	return e
+// tokenChange is one durable change to publish: the entry of token moves to
+// status (paid), or leaves the table when status is 0.
+type tokenChange struct {
+	token  string
+	entry  *tokenEntry
+	status messages.TokenStatus
+	paid   bool
 }
 
-// setStatus moves an entry to another status, keeping the counters right.
-func (t *TokenTable) setStatus(e *tokenEntry, st messages.TokenStatus, paid bool) {
+// apply publishes changes in order.
+func (t *TokenTable) apply(changes []tokenChange) {
+	for _, c := range changes {
+		if c.status == 0 {
+			t.unpublish(c.token, c.entry)
+		} else {
+			t.publish(c.token, c.entry, c.status, c.paid)
+		}
+	}
+}
+
+// publish makes e the table's entry for token, in status st. An entry of an
+// earlier incarnation that it replaces hands its last use on, so uses not
+// yet journaled are not lost when the queue manager is replaced in-process.
+func (t *TokenTable) publish(token string, e *tokenEntry, st messages.TokenStatus, paid bool) {
 	old := messages.TokenStatus(e.status.Load())
 	if paid {
 		e.paid.Store(true)
 	}
-	e.status.Store(int32(st))
+	e.status.Store(int32(st)) // before readers can find it
+	if old == 0 {
+		s := t.shard(token)
+		s.mu.Lock()
+		prev := s.m[token]
+		s.m[token] = e
+		s.mu.Unlock()
+		if prev != nil && prev != e {
+			e.touch(prev.last.Load())
+			t.count(messages.TokenStatus(prev.status.Load()), -1)
+		}
+	}
 	t.count(old, -1)
 	t.count(st, 1)
 }
 
-// remove forgets a token.
-func (t *TokenTable) remove(token string) {
+// unpublish removes token's entry if it is e.
+func (t *TokenTable) unpublish(token string, e *tokenEntry) {
 	s := t.shard(token)
 	s.mu.Lock()
-	e := s.m[token]
-	delete(s.m, token)
+	found := s.m[token] == e
+	if found {
+		delete(s.m, token)
+	}
 	s.mu.Unlock()
-	if e != nil {
+	if found {
 		t.count(messages.TokenStatus(e.status.Load()), -1)
 	}
 }
 
-// retain forgets every token for which keep returns false.
-func (t *TokenTable) retain(keep func(token string) bool) {
+// reserve makes room for n entries if the table is empty (a process that
+// just started) and reports whether it was.
+func (t *TokenTable) reserve(n int) bool {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.RLock()
+		size := len(s.m)
+		s.mu.RUnlock()
+		if size > 0 {
+			return false
+		}
+	}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		if len(s.m) == 0 {
+			s.m = make(map[string]*tokenEntry, n/tokenShards+n/(4*tokenShards))
+		}
+		s.mu.Unlock()
+	}
+	return true
+}
+
+// retain forgets every entry for which keep returns false.
+func (t *TokenTable) retain(keep func(token string, e *tokenEntry) bool) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		var gone []*tokenEntry
 		s.mu.Lock()
 		for token, e := range s.m {
-			if !keep(token) {
+			if !keep(token, e) {
 				delete(s.m, token)
 				gone = append(gone, e)
 			}
@@ -168,22 +223,5 @@ func (t *TokenTable) count(st messages.TokenStatus, d int64) {
 		t.waiting.Add(d)
 	case messages.TokenStatus_TOKEN_ACTIVE:
 		t.active.Add(d)
-	}
-}
-
-// touchGranularity bounds how often a hot token's last use is rewritten:
-// idle expiry runs on a scale of seconds, and skipping sub-millisecond
-// updates keeps concurrent checks of one token from fighting over its cache
-// line.
-const touchGranularity = int64(time.Millisecond)
-
-// touch moves last forward to n; it never moves it back, so concurrent
-// checks with slightly older clocks cannot shorten a token's life.
-func (e *tokenEntry) touch(n int64) {
-	for {
-		old := e.last.Load()
-		if n < old+touchGranularity || e.last.CompareAndSwap(old, n) {
-			return
-		}
 	}
 }

@@ -16,8 +16,13 @@ func TestTokenTable(t *testing.T) {
 	if _, ok := tt.Check("nope", now); ok {
 		t.Fatal("unknown token found")
 	}
-	a := tt.put("a", 1, 10, messages.TokenStatus_TOKEN_WAIT, false, now.UnixNano())
-	b := tt.put("b", 2, 20, messages.TokenStatus_TOKEN_ACTIVE, false, now.UnixNano())
+	a := newTokenEntry(1, 10, now.UnixNano())
+	b := newTokenEntry(2, 20, now.UnixNano())
+	if _, ok := tt.Check("a", now); ok {
+		t.Fatal("an entry not published is visible")
+	}
+	tt.publish("a", a, messages.TokenStatus_TOKEN_WAIT, false)
+	tt.publish("b", b, messages.TokenStatus_TOKEN_ACTIVE, false)
 	if tt.Waiting() != 1 || tt.Active() != 1 {
 		t.Fatalf("waiting %d active %d", tt.Waiting(), tt.Active())
 	}
@@ -43,26 +48,73 @@ func TestTokenTable(t *testing.T) {
 		t.Fatal("an older check moved the last use back")
 	}
 
-	tt.setStatus(a, messages.TokenStatus_TOKEN_ACTIVE, false)
-	tt.setStatus(b, messages.TokenStatus_TOKEN_EXPIRED, true)
+	tt.apply([]tokenChange{
+		{token: "a", entry: a, status: messages.TokenStatus_TOKEN_ACTIVE},
+		{token: "b", entry: b, status: messages.TokenStatus_TOKEN_EXPIRED, paid: true},
+	})
 	if tt.Waiting() != 0 || tt.Active() != 1 {
 		t.Fatalf("waiting %d active %d", tt.Waiting(), tt.Active())
 	}
 	if got, _ := tt.Check("b", later); got.Status != messages.TokenStatus_TOKEN_EXPIRED || !got.PaidExpired {
 		t.Fatalf("paid expiry: %+v", got)
 	}
-	// Replacing an entry keeps the counters right.
-	tt.put("a", 1, 10, messages.TokenStatus_TOKEN_WAIT, false, now.UnixNano())
-	if tt.Waiting() != 1 || tt.Active() != 0 {
-		t.Fatalf("after replace: waiting %d active %d", tt.Waiting(), tt.Active())
+	// A new incarnation's entry replaces the old one, keeps the counters
+	// right and inherits the last use.
+	a2 := newTokenEntry(1, 10, now.UnixNano())
+	a.last.Store(later.UnixNano())
+	tt.publish("a", a2, messages.TokenStatus_TOKEN_WAIT, false)
+	if tt.Waiting() != 1 || tt.Active() != 0 || a2.last.Load() != later.UnixNano() {
+		t.Fatalf("after replace: waiting %d active %d last %d", tt.Waiting(), tt.Active(), a2.last.Load())
 	}
-	tt.retain(func(token string) bool { return token == "b" })
+	// Removing an entry that is no longer the token's does nothing.
+	tt.unpublish("a", a)
+	if _, ok := tt.Check("a", now); !ok || tt.Waiting() != 1 {
+		t.Fatal("a stale entry removed the current one")
+	}
+	tt.retain(func(token string, _ *tokenEntry) bool { return token == "b" })
 	if _, ok := tt.Check("a", now); ok || tt.Waiting() != 0 {
 		t.Fatal("retain kept a")
 	}
-	tt.remove("b")
+	tt.apply([]tokenChange{{token: "b", entry: b}})
 	if _, ok := tt.Check("b", now); ok {
 		t.Fatal("removed token found")
+	}
+}
+
+// TestTokenTableTouchReports checks that ACTIVE checks list their entry for
+// the queue manager once per collection, and that a use during a drain is
+// not lost.
+func TestTokenTableTouchReports(t *testing.T) {
+	tt := NewTokenTable()
+	now := wqNow()
+	a := newTokenEntry(1, 10, now.UnixNano())
+	w := newTokenEntry(2, 20, now.UnixNano())
+	tt.publish("a", a, messages.TokenStatus_TOKEN_ACTIVE, false)
+	tt.publish("w", w, messages.TokenStatus_TOKEN_WAIT, false)
+	drain := func() []int64 {
+		var ids []int64
+		tt.drainTouched(func(e *tokenEntry) { ids = append(ids, e.tokenID) })
+		return ids
+	}
+	if ids := drain(); len(ids) != 0 {
+		t.Fatalf("reports before any use: %v", ids)
+	}
+	for i := range 100 {
+		tt.Check("a", now.Add(time.Duration(i+1)*time.Second))
+		tt.Check("w", now.Add(time.Duration(i+1)*time.Second))
+	}
+	if ids := drain(); fmt.Sprint(ids) != "[1]" {
+		t.Fatalf("reports %v, want token 1 once", ids)
+	}
+	tt.Check("a", now.Add(time.Second)) // older: no use recorded
+	if ids := drain(); len(ids) != 0 {
+		t.Fatalf("an older check was reported: %v", ids)
+	}
+	// A use made while the entry is being drained is reported next time.
+	tt.Check("a", now.Add(time.Hour))
+	tt.drainTouched(func(e *tokenEntry) { tt.Check("a", now.Add(2*time.Hour)) })
+	if ids := drain(); fmt.Sprint(ids) != "[1]" || a.last.Load() != now.Add(2*time.Hour).UnixNano() {
+		t.Fatalf("reports %v last %v after a use during the drain", ids, a.last.Load())
 	}
 }
 
@@ -85,12 +137,17 @@ func TestTokenTableConcurrent(t *testing.T) {
 	close(start)
 	entries := make([]*tokenEntry, n)
 	for i := range n {
-		entries[i] = tt.put(fmt.Sprintf("t%d", i), int64(i), int64(i), messages.TokenStatus_TOKEN_WAIT, false, 0)
+		entries[i] = newTokenEntry(int64(i), int64(i), 0)
+		tt.publish(fmt.Sprintf("t%d", i), entries[i], messages.TokenStatus_TOKEN_WAIT, false)
 	}
+	reported := 0
 	for i := range n {
-		tt.setStatus(entries[i], messages.TokenStatus_TOKEN_ACTIVE, false)
+		tt.publish(fmt.Sprintf("t%d", i), entries[i], messages.TokenStatus_TOKEN_ACTIVE, false)
 		if i%2 == 0 {
-			tt.remove(fmt.Sprintf("t%d", i))
+			tt.unpublish(fmt.Sprintf("t%d", i), entries[i])
+		}
+		if i%100 == 0 {
+			tt.drainTouched(func(*tokenEntry) { reported++ })
 		}
 	}
 	done.Store(true)
@@ -113,7 +170,7 @@ func BenchmarkTokenTableCheck(b *testing.B) {
 		if i%10 == 0 {
 			st = messages.TokenStatus_TOKEN_ACTIVE
 		}
-		tt.put(tokens[i], int64(i), int64(i), st, false, now.UnixNano())
+		tt.publish(tokens[i], newTokenEntry(int64(i), int64(i), now.UnixNano()), st, false)
 	}
 	var seed atomic.Int64
 	b.SetParallelism(16) // many goroutines per core, as under HTTP load
