@@ -287,7 +287,8 @@ func (j *Journaled) After(d time.Duration, fn func()) *time.Timer {
 // It changes nothing and returns a rejection when the events cannot be
 // stored (INVALID_REQUEST: they do not encode, e.g. a string that is not
 // UTF-8) or not now (STORE_UNAVAILABLE: the actor is out of service or the
-// journal is overloaded); the caller answers with that rejection.
+// journal is overloaded); the caller answers with that rejection, at once
+// (Refuse). Persist may be called from an AfterDurable action.
 func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
 	if j.broken != nil {
 		return unavailable(j.opt.ID, j.broken)
@@ -320,6 +321,15 @@ func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
 	j.unsent = append(j.unsent, rows...)
 	j.flush()
 	return nil
+}
+
+// Refuse answers the current message's sender at once with a rejection
+// that rests on no state — a Persist refusal (nothing changed) — instead of
+// holding it behind earlier writes as Reply does.
+func (j *Journaled) Refuse(ctx actor.Context, rej *messages.Rejection) {
+	if ctx.Sender() != nil {
+		ctx.Respond(rej)
+	}
 }
 
 // Reply answers the current message's sender once everything applied so far

@@ -281,7 +281,7 @@ func (a *seatActor) ready(ctx actor.Context, now time.Time) bool {
 // current caller with the refusal; it reports whether they were applied.
 func (a *seatActor) persist(ctx actor.Context, events ...proto.Message) bool {
 	if rej := a.j.Persist(events...); rej != nil {
-		a.j.Reply(ctx, rej)
+		a.j.Refuse(ctx, rej)
 		return false
 	}
 	return true

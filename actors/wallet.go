@@ -153,7 +153,7 @@ func (w *walletActor) Receive(ctx actor.Context) {
 			return
 		}
 		if perr := w.j.Persist(events...); perr != nil {
-			w.j.Reply(ctx, perr)
+			w.j.Refuse(ctx, perr)
 			return
 		}
 		if payment == nil {
@@ -165,7 +165,7 @@ func (w *walletActor) Receive(ctx actor.Context) {
 	case *messages.TakeHoldSlot:
 		events, rej := w.model.decideTakeSlot(msg, now)
 		if perr := w.j.Persist(events...); perr != nil {
-			w.j.Reply(ctx, perr)
+			w.j.Refuse(ctx, perr)
 			return
 		}
 		if rej != nil {
@@ -175,7 +175,7 @@ func (w *walletActor) Receive(ctx actor.Context) {
 		w.j.Reply(ctx, w.model.result(nil))
 	case *messages.ReleaseHoldSlot:
 		if perr := w.j.Persist(w.model.decideReleaseSlot(msg)...); perr != nil {
-			w.j.Reply(ctx, perr)
+			w.j.Refuse(ctx, perr)
 			return
 		}
 		w.j.Reply(ctx, w.model.result(nil))
@@ -192,7 +192,7 @@ func (w *walletActor) handle(ctx actor.Context, events []proto.Message, rej *mes
 		return
 	}
 	if perr := w.j.Persist(events...); perr != nil {
-		w.j.Reply(ctx, perr)
+		w.j.Refuse(ctx, perr)
 		return
 	}
 	w.j.Reply(ctx, w.model.result(nil))
