@@ -132,13 +132,13 @@ type request struct {
 // written by different writers in any order, and the primary key then
 // decides (the loser gets ErrFenced).
 type Journal struct {
-	pool      *pgxpool.Pool
-	opts      JournalOptions
-	reqs      chan *request
+	pool *pgxpool.Pool
+	opts JournalOptions
+	reqs chan *request
 	// writing counts the writers with a batch in flight: a writer lingers
 	// for stragglers only while another is committing (load), and writes at
 	// once when the pipeline is otherwise idle.
-	writing atomic.Int32
+	writing   atomic.Int32
 	snapSlots chan struct{} // one token per running SaveSnapshot
 	sql       batchStatements
 	metrics   *journalMetrics
