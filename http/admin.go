@@ -1,6 +1,7 @@
 package http
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"strings"
@@ -19,13 +20,19 @@ const (
 	maxDates            = 366
 	defaultSeatsPerDate = 50
 	maxSeatsPerDate     = 1000
-	maxPrice            = actors.MaxBalance // a dearer seat could never be paid
+	// minPrice: a payment must be positive (the contract refuses zero
+	// amounts), so a free seat could be held but never paid.
+	minPrice = 1
+	maxPrice = actors.MaxBalance // a dearer seat could never be paid
 )
 
 // requireAdmin lets a request through only with the configured X-Admin-Key.
+// The key is compared in constant time over equal-length SHA-256 digests,
+// so neither its content nor its length leaks through timing.
 func (h *handlers) requireAdmin(c *fiber.Ctx) error {
 	key := c.Get("X-Admin-Key")
-	if subtle.ConstantTimeCompare([]byte(key), []byte(h.adminKey)) != 1 {
+	got := sha256.Sum256([]byte(key))
+	if key == "" || subtle.ConstantTimeCompare(got[:], h.adminKeyDigest[:]) != 1 {
 		return messages.Reject(messages.CodeAdminKeyInvalid, "missing or wrong X-Admin-Key")
 	}
 	return c.Next()
@@ -61,8 +68,8 @@ func (h *handlers) createConcert(c *fiber.Ctx) error {
 	if errors.Is(err, errMissing) {
 		return invalid("price is required")
 	}
-	if err != nil || price < 0 || price > maxPrice {
-		return invalid("price must be an integer from 0 to %d", int64(maxPrice))
+	if err != nil || price < minPrice || price > maxPrice {
+		return invalid("price must be an integer from %d to %d", minPrice, int64(maxPrice))
 	}
 
 	k, opts, err := h.b.CreateConcert(c.UserContext(), title, dates, int(seats), price)

@@ -6,6 +6,7 @@ package http
 
 import (
 	"context"
+	"crypto/sha256"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
@@ -39,7 +40,7 @@ func New(cfg Config) *fiber.App {
 		reg := prometheus.NewRegistry()
 		cfg.Registerer, cfg.Gatherer = reg, reg
 	}
-	h := &handlers{b: cfg.Booking, log: cfg.Logger, adminKey: cfg.AdminKey, ready: cfg.Ready}
+	h := &handlers{b: cfg.Booking, log: cfg.Logger, adminKeyDigest: sha256.Sum256([]byte(cfg.AdminKey)), ready: cfg.Ready}
 
 	app := fiber.New(fiber.Config{
 		BodyLimit: MaxBodyBytes,
@@ -87,8 +88,9 @@ func New(cfg Config) *fiber.App {
 
 // handlers holds what the route handlers share.
 type handlers struct {
-	b        Booking
-	log      *slog.Logger
-	adminKey string
-	ready    func(context.Context) error
+	b   Booking
+	log *slog.Logger
+	// adminKeyDigest is the SHA-256 of Config.AdminKey (admin.go).
+	adminKeyDigest [sha256.Size]byte
+	ready          func(context.Context) error
 }

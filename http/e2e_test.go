@@ -280,6 +280,10 @@ func TestE2EConcertsAndAdmin(t *testing.T) {
 	e.fails(401, "ADMIN_KEY_INVALID", e.do("POST", "/admin/concerts", body, hdr{"X-Admin-Key", "wrong"}))
 	e.fails(400, "INVALID_REQUEST", e.do("POST", "/admin/concerts",
 		map[string]any{"title": "IU", "dates": []string{day(1), day(1)}, "price": 1}, hdr{"X-Admin-Key", adminKey}))
+	// A seat must cost at least 1: a payment of 0 is refused, so a free
+	// seat could be held but never sold.
+	e.fails(400, "INVALID_REQUEST", e.do("POST", "/admin/concerts",
+		map[string]any{"title": "IU", "dates": []string{day(1)}, "price": 0}, hdr{"X-Admin-Key", adminKey}))
 	k := e.ok(201, e.do("POST", "/admin/concerts", body, hdr{"X-Admin-Key", adminKey}))
 	require.Equal(t, "IU", k["title"])
 	require.Equal(t, int64(5000), num(t, k["price"]))

@@ -98,6 +98,9 @@ func TestInputValidation(t *testing.T) {
 		{"admin seats zero", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"seatsPerDate":0,"price":10}`, admin, 400, "INVALID_REQUEST", ""},
 		{"admin seats big", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"seatsPerDate":1001,"price":10}`, admin, 400, "INVALID_REQUEST", ""},
 		{"admin negative price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":-1}`, admin, 400, "INVALID_REQUEST", ""},
+		{"admin zero price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":0}`, admin, 400, "INVALID_REQUEST", ""},
+		{"admin price 1", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":1}`, admin, 201, "", "CreateConcert"},
+		{"admin key prefix", "POST", "/admin/concerts", `{}`, map[string]string{"X-Admin-Key": "kk"}, 401, "ADMIN_KEY_INVALID", ""},
 		{"admin missing price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"]}`, admin, 400, "INVALID_REQUEST", ""},
 
 		{"hold ok", "POST", "/reservations", `{"userId":1,"seatId":2}`, auth, 200, "", "Hold"},
@@ -180,8 +183,8 @@ func TestBodies(t *testing.T) {
 	require.Equal(t, "fan", u["name"])
 	require.Equal(t, "1970-01-01T00:00:00.001Z", u["createdAt"])
 
-	k := get("POST", "/admin/concerts", `{"title":"t","dates":["2030-01-02"],"price":0}`, map[string]string{"X-Admin-Key": "k"})
-	require.EqualValues(t, 0, k["price"])
+	k := get("POST", "/admin/concerts", `{"title":"t","dates":["2030-01-02"],"price":1}`, map[string]string{"X-Admin-Key": "k"})
+	require.EqualValues(t, 1, k["price"])
 	d := k["dates"].([]any)[0].(map[string]any)
 	require.Equal(t, "2030-01-02", d["concertDate"])
 	require.EqualValues(t, 50, d["seats"])
