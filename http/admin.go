@@ -4,9 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -16,7 +14,6 @@ import (
 
 // Bounds of an admin-created concert.
 const (
-	maxTitleLen         = 200
 	maxDates            = 366
 	defaultSeatsPerDate = 50
 	maxSeatsPerDate     = 1000
@@ -30,7 +27,10 @@ const (
 // The key is compared in constant time over equal-length SHA-256 digests,
 // so neither its content nor its length leaks through timing.
 func (h *handlers) requireAdmin(c *fiber.Ctx) error {
-	key := c.Get("X-Admin-Key")
+	key, err := headerText(c, "X-Admin-Key", maxAdminKeyLen)
+	if err != nil {
+		return err
+	}
 	got := sha256.Sum256([]byte(key))
 	if key == "" || subtle.ConstantTimeCompare(got[:], h.adminKeyDigest[:]) != 1 {
 		return messages.Reject(messages.CodeAdminKeyInvalid, "missing or wrong X-Admin-Key")
@@ -46,13 +46,9 @@ func (h *handlers) createConcert(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	title, err := f.str("title")
+	title, err := f.text("title", maxTitleLen)
 	if err != nil {
 		return err
-	}
-	title = strings.TrimSpace(title)
-	if title == "" || utf8.RuneCountInString(title) > maxTitleLen {
-		return invalid("title must have 1 to %d characters", maxTitleLen)
 	}
 	dates, err := concertDates(f)
 	if err != nil {
@@ -95,6 +91,9 @@ func concertDates(f fields) ([]time.Time, error) {
 	seen := make(map[time.Time]bool, len(list))
 	dates := make([]time.Time, len(list))
 	for i, s := range list {
+		if err := text("dates", s, maxParamLen); err != nil {
+			return nil, err
+		}
 		d, err := time.Parse(time.DateOnly, s)
 		if err != nil || d.Format(time.DateOnly) != s {
 			return nil, invalid("date %q must be YYYY-MM-DD", s)

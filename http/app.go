@@ -20,7 +20,8 @@ const MaxBodyBytes = 64 << 10
 type Config struct {
 	Booking Booking
 	// AdminKey guards the admin routes (X-Admin-Key); empty turns them off
-	// (they answer 404).
+	// (they answer 404). At most maxAdminKeyLen characters of UTF-8 text
+	// (a longer key could never be sent).
 	AdminKey string
 	// Registerer receives the HTTP and queue metrics; Gatherer is what
 	// /metrics serves. A private registry is used for both when nil.
@@ -48,7 +49,7 @@ func New(cfg Config) *fiber.App {
 		// alias fasthttp's buffers, which the next request on the
 		// connection reuses. The few that outlive a handler are copied
 		// where they are taken: the bearer token and the Idempotency-Key
-		// (they reach actors and journals), the metric labels (metrics.go)
+		// (they reach actors and journals; text.go), the metric labels (metrics.go)
 		// and the logged method and path (errors.go). Everything else is
 		// parsed into numbers or times, or decoded by encoding/json (which
 		// copies), before the handler returns.

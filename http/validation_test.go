@@ -100,7 +100,6 @@ func TestInputValidation(t *testing.T) {
 		{"admin negative price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":-1}`, admin, 400, "INVALID_REQUEST", ""},
 		{"admin zero price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":0}`, admin, 400, "INVALID_REQUEST", ""},
 		{"admin price 1", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":1}`, admin, 201, "", "CreateConcert"},
-		{"admin key prefix", "POST", "/admin/concerts", `{}`, map[string]string{"X-Admin-Key": "kk"}, 401, "ADMIN_KEY_INVALID", ""},
 		{"admin missing price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"]}`, admin, 400, "INVALID_REQUEST", ""},
 
 		{"hold ok", "POST", "/reservations", `{"userId":1,"seatId":2}`, auth, 200, "", "Hold"},
@@ -126,6 +125,32 @@ func TestInputValidation(t *testing.T) {
 		{"pay missing reservation", "POST", "/payments", `{"amount":10}`, auth, 400, "INVALID_REQUEST", ""},
 		{"pay long key", "POST", "/payments", `{"reservationId":1,"amount":10}`,
 			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": strings.Repeat("k", 256)}, 400, "INVALID_REQUEST", ""},
+		{"pay 255 Korean characters key", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": strings.Repeat("가", 255)}, 200, "", "Pay"},
+		{"pay 256 Korean characters key", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": strings.Repeat("가", 256)}, 400, "INVALID_REQUEST", ""},
+		{"pay key not UTF-8", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": "pay-\xff\xfe"}, 400, "INVALID_REQUEST", ""},
+		{"pay token not UTF-8", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer t\xff"}, 400, "INVALID_REQUEST", ""},
+		{"pay token too long", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer " + strings.Repeat("t", 256)}, 400, "INVALID_REQUEST", ""},
+		{"charge with key", "PATCH", "/customers/point", `{"userId":1,"chargeBalance":100}`,
+			map[string]string{"Idempotency-Key": strings.Repeat("가", 255)}, 200, "", "Charge"},
+		{"charge key not UTF-8", "PATCH", "/customers/point", `{"userId":1,"chargeBalance":100}`,
+			map[string]string{"Idempotency-Key": "chg-\xc3\x28"}, 400, "INVALID_REQUEST", ""},
+		{"charge key too long", "PATCH", "/customers/point", `{"userId":1,"chargeBalance":100}`,
+			map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, 400, "INVALID_REQUEST", ""},
+		{"user name NUL", "POST", "/users", `{"name":"a\u0000b"}`, nil, 400, "INVALID_REQUEST", ""},
+		{"user name raw not UTF-8", "POST", "/users", "{\"name\":\"a\xffb\"}", nil, 400, "INVALID_REQUEST", ""},
+		{"user name 100 Korean characters", "POST", "/users", `{"name":"` + strings.Repeat("가", 100) + `"}`, nil, 201, "", "CreateUser"},
+		{"user unknown field not UTF-8", "POST", "/users", "{\"name\":\"a\",\"x\":\"\xff\"}", nil, 400, "INVALID_REQUEST", ""},
+		{"get token not UTF-8", "GET", "/users/token", ``, map[string]string{"Authorization": "Bearer \xff"}, 400, "INVALID_REQUEST", ""},
+		{"admin title NUL", "POST", "/admin/concerts", `{"title":"t\u0000","dates":["2030-01-01"],"price":10}`, admin, 400, "INVALID_REQUEST", ""},
+		{"admin key not UTF-8", "POST", "/admin/concerts", `{}`, map[string]string{"X-Admin-Key": "k\xff"}, 400, "INVALID_REQUEST", ""},
+		{"admin key prefix", "POST", "/admin/concerts", `{}`, map[string]string{"X-Admin-Key": "kk"}, 401, "ADMIN_KEY_INVALID", ""},
+		{"seats date NUL", "GET", "/concerts/1/available-seats?date=2024-10-10%00", ``, nil, 400, "INVALID_REQUEST", ""},
+		{"points user not UTF-8", "GET", "/customers/point?userId=%FF", ``, nil, 400, "INVALID_REQUEST", ""},
 
 		{"unknown route", "GET", "/nope", ``, nil, 404, "NOT_FOUND", ""},
 		{"wrong method", "PUT", "/payments", `{}`, nil, 405, "METHOD_NOT_ALLOWED", ""},
@@ -226,4 +251,21 @@ func PostOversized(t *testing.T, addr, path string) (int, []byte) {
 	raw, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	return res.StatusCode, raw
+}
+
+// TestIdempotencyKeyReachesBooking: the Idempotency-Key of a charge and of
+// a payment is handed to the service as sent (a repeated key is the
+// wallet's to answer with the first result).
+func TestIdempotencyKeyReachesBooking(t *testing.T) {
+	key := strings.Repeat("가", 255)
+	for _, tt := range []struct{ method, path, body string }{
+		{"PATCH", "/customers/point", `{"userId":1,"chargeBalance":100}`},
+		{"POST", "/payments", `{"reservationId":1,"amount":10}`},
+	} {
+		fb := &fakeBooking{}
+		res, e := do(t, Config{Booking: fb}, tt.method, tt.path, tt.body,
+			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": key})
+		require.Equal(t, 200, res.StatusCode, "%s %s: %+v", tt.method, tt.path, e)
+		require.Equal(t, key, fb.key, "%s %s", tt.method, tt.path)
+	}
 }
