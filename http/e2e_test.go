@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	stdhttp "net/http"
 	"strings"
 	"sync"
@@ -55,7 +54,7 @@ func startNodeTB(tb testing.TB, cfg node.Config) *env {
 	defer cancel()
 	n, err := node.Start(ctx, cfg)
 	require.NoError(tb, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := apihttp.Listen(ctx, "127.0.0.1:0")
 	require.NoError(tb, err)
 	go func() { _ = n.Serve(ln) }()
 	tb.Cleanup(func() {

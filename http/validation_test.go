@@ -218,13 +218,8 @@ func TestBodies(t *testing.T) {
 // TestPayloadTooLarge needs a real server: Fiber's test hook reports the
 // oversized body as its own error instead of answering.
 func TestPayloadTooLarge(t *testing.T) {
-	app := New(Config{Booking: &fakeBooking{}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
-
-	status, raw := PostOversized(t, ln.Addr().String(), "/users")
+	addr := serveFake(t, Config{Booking: &fakeBooking{}})
+	status, raw := PostOversized(t, addr, "/users")
 	require.Equal(t, stdhttp.StatusRequestEntityTooLarge, status)
 	var e apiError
 	require.NoError(t, json.Unmarshal(raw, &e))
