@@ -97,7 +97,7 @@ type Node struct {
 	router   *cluster.Local
 	tokens   *actors.TokenTable
 	booking  *booking.Service
-	app      *fiber.App
+	http     *httpapi.Server
 	registry *prometheus.Registry
 
 	stopReminders context.CancelFunc
@@ -195,14 +195,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         cfg.Logger,
 	})
-	n.app = httpapi.New(httpapi.Config{
+	n.http = httpapi.NewServer(httpapi.New(httpapi.Config{
 		Booking:    n.booking,
 		AdminKey:   cfg.AdminKey,
 		Registerer: n.registry,
 		Gatherer:   n.registry,
 		Ready:      n.Ready,
 		Logger:     cfg.Logger,
-	})
+	}), cfg.Logger)
 	return n, nil
 }
 
@@ -230,7 +230,7 @@ func (n *Node) Ready(ctx context.Context) error {
 }
 
 // App is the node's HTTP application.
-func (n *Node) App() *fiber.App { return n.app }
+func (n *Node) App() *fiber.App { return n.http.App() }
 
 // Catalog is the node's catalog (for demo data and tests).
 func (n *Node) Catalog() *persistence.Catalog { return n.catalog }
@@ -241,15 +241,20 @@ func (n *Node) Router() cluster.Router { return n.router }
 // Booking is the node's application service (for demo data and tests).
 func (n *Node) Booking() *booking.Service { return n.booking }
 
-// Serve answers HTTP on ln until Shutdown.
-func (n *Node) Serve(ln net.Listener) error { return n.app.Listener(ln) }
+// Serve answers HTTP on ln until Shutdown; it returns nil after Shutdown.
+// Open ln with httpapi.Listen: a stop then refuses new connections without
+// resetting the ones queued in the listener's backlog.
+func (n *Node) Serve(ln net.Listener) error { return n.http.Serve(ln) }
 
-// Shutdown stops taking requests, lets the actors finish their writes, then
-// closes the journal and the pool.
+// Shutdown stops taking connections and answers every request already
+// read (httpapi.Server.Shutdown) until ctx ends — then the connections left
+// are cut and reported in the error. Whatever the drain's outcome, it then
+// stops the actors (they finish their writes), flushes and closes the
+// journal, and closes the pool.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
-	if n.app != nil {
-		if err := n.app.ShutdownWithContext(ctx); err != nil {
+	if n.http != nil {
+		if err := n.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
