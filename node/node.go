@@ -49,8 +49,11 @@ type Config struct {
 	// ReminderInterval is how often durable reminders are scanned to wake
 	// actors with open work (default 1 s).
 	ReminderInterval time.Duration
-	NodeID           string
-	Logger           *slog.Logger
+	// JournalPrune deletes each actor's journal rows up to the snapshot its
+	// latest one replaced (persistence.JournalOptions.PruneAfterSnapshot).
+	JournalPrune bool
+	NodeID       string
+	Logger       *slog.Logger
 }
 
 // withDefaults fills the zero fields.
@@ -133,9 +136,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, pool: pool, registry: prometheus.NewRegistry()}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.journal = persistence.NewJournal(pool, persistence.JournalOptions{
-		WriterID:   cfg.NodeID,
-		Writers:    cfg.JournalWriters,
-		Registerer: n.registry,
+		WriterID:           cfg.NodeID,
+		Writers:            cfg.JournalWriters,
+		PruneAfterSnapshot: cfg.JournalPrune,
+		Registerer:         n.registry,
 	})
 	n.catalog = persistence.NewCatalog(pool)
 	n.tokens = actors.NewTokenTable()

@@ -39,11 +39,20 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop's drain: answering the
 	// requests already read (SHUTDOWN_TIMEOUT, -shutdown-timeout).
 	ShutdownTimeout time.Duration
-	JournalWriters  int    // JOURNAL_WRITERS, -journal-writers
-	DBMaxConns      int    // DB_MAX_CONNS, -db-max-conns
-	NodeID          string // NODE_ID, -node-id; default the host name
-	DemoData        bool   // DEMO_DATA, -demo
-	LogLevel        string // LOG_LEVEL, -log-level: debug, info, warn or error
+	// IdempotencyRetention is how long idempotency keys and payment records
+	// are kept (IDEMPOTENCY_RETENTION, -idempotency-retention).
+	IdempotencyRetention time.Duration
+	// ReminderInterval is how often due reminders are scanned
+	// (REMINDER_INTERVAL, -reminder-interval).
+	ReminderInterval time.Duration
+	// JournalPrune deletes journal rows behind a durable snapshot
+	// (JOURNAL_PRUNE, -journal-prune).
+	JournalPrune   bool
+	JournalWriters int    // JOURNAL_WRITERS, -journal-writers
+	DBMaxConns     int    // DB_MAX_CONNS, -db-max-conns
+	NodeID         string // NODE_ID, -node-id; default the host name
+	DemoData       bool   // DEMO_DATA, -demo
+	LogLevel       string // LOG_LEVEL, -log-level: debug, info, warn or error
 }
 
 // setting describes one configuration value. def is the default in the same
@@ -85,6 +94,20 @@ var settings = []setting{
 		func(c *Config) *time.Duration { return &c.RequestTimeout }),
 	dur("SHUTDOWN_TIMEOUT", "shutdown-timeout", "15s", "on SIGTERM or SIGINT, time allowed to answer the requests already received before they are cut",
 		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	dur("IDEMPOTENCY_RETENTION", "idempotency-retention", "24h", "how long an Idempotency-Key of a charge or payment is honoured (and a payment record kept by its wallet)",
+		func(c *Config) *time.Duration { return &c.IdempotencyRetention }),
+	dur("REMINDER_INTERVAL", "reminder-interval", "1s", "how often durable reminders are scanned to wake actors with open work (expiries, payments) after a restart",
+		func(c *Config) *time.Duration { return &c.ReminderInterval }),
+	{env: "JOURNAL_PRUNE", flag: "journal-prune", def: "false", isBool: true,
+		usage: "delete journal rows older than an actor's previous snapshot (keeps the database bounded; turns off the full event history)",
+		apply: func(c *Config, raw string) error {
+			v, err := strconv.ParseBool(raw)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", raw)
+			}
+			c.JournalPrune = v
+			return nil
+		}},
 	num("JOURNAL_WRITERS", "journal-writers", "4", "concurrent journal writers (each uses one database connection per batch)",
 		func(c *Config) *int { return &c.JournalWriters }),
 	num("DB_MAX_CONNS", "db-max-conns", "16", "size of the database connection pool; must exceed JOURNAL_WRITERS",
@@ -264,20 +287,23 @@ func (c Config) check(failed map[string]bool) []error {
 // Node is the node configuration for these settings.
 func (c Config) Node(logger *slog.Logger) node.Config {
 	return node.Config{
-		DatabaseURL:    c.DatabaseURL,
-		AdminKey:       c.AdminKey,
-		HoldTTL:        c.HoldTTL,
-		HoldLimit:      c.HoldLimit,
-		ActiveTokens:   c.ActiveTokens,
-		TokenIdleTTL:   c.TokenIdleTTL,
-		WaitIdleTTL:    c.WaitIdleTTL,
-		ActorIdleTTL:   c.ActorIdleTTL,
-		RequestTimeout: c.RequestTimeout,
-		SnapshotEvery:  c.SnapshotEvery,
-		JournalWriters: c.JournalWriters,
-		DBMaxConns:     c.DBMaxConns,
-		NodeID:         c.NodeID,
-		Logger:         logger,
+		DatabaseURL:          c.DatabaseURL,
+		AdminKey:             c.AdminKey,
+		HoldTTL:              c.HoldTTL,
+		HoldLimit:            c.HoldLimit,
+		ActiveTokens:         c.ActiveTokens,
+		TokenIdleTTL:         c.TokenIdleTTL,
+		WaitIdleTTL:          c.WaitIdleTTL,
+		ActorIdleTTL:         c.ActorIdleTTL,
+		RequestTimeout:       c.RequestTimeout,
+		SnapshotEvery:        c.SnapshotEvery,
+		IdempotencyRetention: c.IdempotencyRetention,
+		ReminderInterval:     c.ReminderInterval,
+		JournalPrune:         c.JournalPrune,
+		JournalWriters:       c.JournalWriters,
+		DBMaxConns:           c.DBMaxConns,
+		NodeID:               c.NodeID,
+		Logger:               logger,
 	}
 }
 
