@@ -1,0 +1,92 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	stdhttp "net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Build compiles concertd (without the race detector: the process under
+// test should run at its real speed) into dir and returns its path.
+func Build(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "concertd")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/concert/ticketing/cmd/concertd")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build concertd: %w: %s", err, out)
+	}
+	return bin, nil
+}
+
+// FreeAddr returns a free loopback address.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// Process is a concertd process that can be killed and started again on
+// the same address and database.
+type Process struct {
+	Bin  string
+	Addr string
+	Env  []string  // settings, NAME=value
+	Log  io.Writer // the server's stderr (nil: discarded)
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start starts the process and waits until /readyz answers 200.
+func (p *Process) Start(ctx context.Context) error {
+	cmd := exec.Command(p.Bin)
+	cmd.Env = append(os.Environ(), p.Env...)
+	cmd.Env = append(cmd.Env, "HTTP_ADDR="+p.Addr)
+	cmd.Stdout, cmd.Stderr = p.Log, p.Log
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func(done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(p.done)
+	client := &stdhttp.Client{Timeout: 2 * time.Second, Transport: &stdhttp.Transport{DisableKeepAlives: true}}
+	for {
+		select {
+		case <-p.done:
+			return fmt.Errorf("concertd exited while starting: %v", cmd.ProcessState)
+		case <-ctx.Done():
+			p.Kill()
+			return fmt.Errorf("concertd not ready: %w", ctx.Err())
+		default:
+		}
+		if res, err := client.Get("http://" + p.Addr + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill is kill -9: no shutdown hook runs. It returns once the process is
+// gone.
+func (p *Process) Kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
+}
