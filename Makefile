@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 # Extra arguments for `make run`, e.g. make run RUN_ARGS='-log-level=debug'.
 RUN_ARGS ?=
 
-.PHONY: help run build test bench vet lint lint-openapi proto db-stop db-wipe
+.PHONY: help run build test bench vet lint lint-openapi proto db-stop db-wipe chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-8s %s\n", $$1, $$2 }'
@@ -39,6 +39,21 @@ test: ## run every test; tests start their own PostgreSQL (or use TEST_DATABASE_
 	@# The tests start their own PostgreSQL from its binaries: install them if missing.
 	@if [[ -z "$${TEST_DATABASE_URL:-}" ]]; then bash scripts/pg-local.sh install; fi
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The long chaos run (chaos/): kill -9, database outages and a misbehaving
+# database connection under a mixed load, each history checked for the
+# contract's invariants and for linearizability. The short version of each
+# runs in `make test`. Histories, drawings and server logs go to
+# .data/chaos/<test>. Another seed: make chaos CHAOS_SEED=7
+CHAOS_SEED ?= 1
+chaos: ## the long chaos run: kill -9, database outages and faults under load; histories checked
+	@if [[ -z "$${TEST_DATABASE_URL:-}" ]]; then bash scripts/pg-local.sh install; fi
+	@mkdir -p .data/chaos
+	set -o pipefail; for t in TestKillNineChaos TestDatabaseOutageChaos TestDatabaseConnectionChaos; do \
+		$(GO) test -count=1 -timeout 60m -run "^$$t$$" -v ./chaos/ \
+			-args -chaos.long -chaos.seed=$(CHAOS_SEED) -chaos.out=$(CURDIR)/.data/chaos/$$t \
+			| grep -vE '^=== (RUN|PAUSE|CONT)'; \
+	done
 
 # The persistence and HTTP benchmarks need PostgreSQL; like the tests, they
 # start their own (or use TEST_DATABASE_URL). Narrow with e.g.

@@ -334,8 +334,14 @@ func subsetSum(amounts []int64, target int64) bool {
 
 // Report is the outcome of one run.
 type Report struct {
-	Seed          uint64
-	Kills         int // kill -9 survived (the process restarted and served)
+	Seed   uint64
+	Fault  string // what went wrong ("kill -9")
+	Faults int    // faults survived: healed, and the service answered 2xx again
+	// SlowestRecovery is the longest time from a heal to the next 2xx.
+	SlowestRecovery time.Duration
+	// SlowestAnswer is the longest time a request took to be answered
+	// (any answer).
+	SlowestAnswer time.Duration
 	Ops           int // operations recorded
 	Acknowledged  int
 	Lost          int
@@ -361,8 +367,9 @@ func (r *Report) Failed() bool {
 // Summary is the report in a few lines.
 func (r *Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: %d kills survived, %d operations (%d acknowledged changes, %d of unknown outcome, %d refused connections) in %s\n",
-		r.Seed, r.Kills, r.Ops, r.Acknowledged, r.Unknown, r.Refused, r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(&b, "seed %d: %d × %s survived (slowest recovery %s), %d operations (%d acknowledged changes, %d of unknown outcome, %d refused connections; slowest answer %s) in %s\n",
+		r.Seed, r.Faults, r.Fault, r.SlowestRecovery.Round(time.Millisecond), r.Ops, r.Acknowledged, r.Unknown, r.Refused,
+		r.SlowestAnswer.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(&b, "acknowledged operations lost: %d\n", r.Lost)
 	fmt.Fprintf(&b, "linearizability: %d of %d partitions (seats and wallets) linearizable, %d not, %d undecided (checked in %s)\n",
 		r.Linearizable, r.Partitions, len(r.NotLinear), len(r.Undecided), r.CheckDuration.Round(time.Millisecond))
@@ -392,9 +399,16 @@ func Check(f Facts, timeout time.Duration) *Report {
 		if op.Status >= 500 && op.Status != 503 {
 			r.ServerErrors++
 		}
+		if (op.Status == 503 || op.Status == 429) && op.RetryAfter == "" {
+			r.Violations = append(r.Violations, fmt.Sprintf("%d without Retry-After: %s", op.Status, op))
+		}
+		if op.Outcome != Refused && op.Status != 0 {
+			r.SlowestAnswer = max(r.SlowestAnswer, time.Duration(op.Return-op.Call))
+		}
 	}
 	inv := CheckInvariants(f)
-	r.Acknowledged, r.Lost, r.Violations = inv.Acknowledged, inv.Lost, inv.Violations
+	r.Acknowledged, r.Lost = inv.Acknowledged, inv.Lost
+	r.Violations = append(r.Violations, inv.Violations...)
 	start := time.Now()
 	parts := Partitions(f.Ops, f.SeatOfRes, f.SeatsOfOption)
 	r.Verdicts = CheckLinearizable(parts, timeout)

@@ -59,6 +59,7 @@ func (c *Client) send(op *Op, method, path string, body any, header ...string) [
 	var a answer
 	if err == nil {
 		a.status = res.StatusCode
+		op.RetryAfter = res.Header.Get("Retry-After")
 		a.body, err = io.ReadAll(res.Body)
 		res.Body.Close()
 	}

@@ -81,9 +81,11 @@ type Op struct {
 	// Answer.
 	Outcome Outcome `json:"outcome"`
 	Status  int     `json:"status,omitempty"`
-	Code    string  `json:"code,omitempty"`
-	Err     string  `json:"err,omitempty"`
-	Balance int64   `json:"balance,omitempty"` // charge, payment, balance read
+	// RetryAfter is the Retry-After header of a 503 or 429.
+	RetryAfter string `json:"retryAfter,omitempty"`
+	Code       string `json:"code,omitempty"`
+	Err        string `json:"err,omitempty"`
+	Balance    int64  `json:"balance,omitempty"` // charge, payment, balance read
 	// ResID and ResStatus: the reservation a hold made or a read found.
 	ResID     int64   `json:"resId,omitempty"`
 	ResStatus string  `json:"resStatus,omitempty"`

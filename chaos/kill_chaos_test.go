@@ -34,18 +34,18 @@ func TestKillNineChaos(t *testing.T) {
 		t.Skip("builds, runs and kills a server process")
 	}
 	cfg := chaos.Config{
-		Seed: *seedFlag, Kills: 10, MinOps: 60, MaxOps: 160,
-		KillJitter: 30 * time.Millisecond, MaxDown: 200 * time.Millisecond,
+		Seed: *seedFlag, Faults: 10, MinOps: 60, MaxOps: 160,
+		Jitter: 30 * time.Millisecond, MaxDown: 200 * time.Millisecond,
 		Users: 4, ClientsPerUser: 2, Dates: 3, SeatsPerDate: 20, Price: 300,
 		CheckTimeout: time.Minute, Logf: t.Logf,
 	}
 	if *long {
-		cfg.Kills, cfg.MinOps, cfg.MaxOps = 60, 100, 400
+		cfg.Faults, cfg.MinOps, cfg.MaxOps = 60, 100, 400
 		cfg.Users, cfg.ClientsPerUser, cfg.Dates, cfg.SeatsPerDate = 6, 3, 10, 60
 		cfg.CheckTimeout = 5 * time.Minute
 	}
 	if *killsFlag > 0 {
-		cfg.Kills = *killsFlag
+		cfg.Faults = *killsFlag
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -91,7 +91,7 @@ func TestKillNineChaos(t *testing.T) {
 	if bad.Lost == 0 || len(bad.NotLinear) == 0 {
 		t.Fatalf("a tampered history passed the checks:\n%s", bad.Summary())
 	}
-	if rep.Kills != cfg.Kills {
-		t.Fatalf("survived %d kills of %d", rep.Kills, cfg.Kills)
+	if rep.Faults != cfg.Faults {
+		t.Fatalf("survived %d kills of %d", rep.Faults, cfg.Faults)
 	}
 }

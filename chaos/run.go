@@ -16,17 +16,21 @@ import (
 // Config is one chaos run.
 type Config struct {
 	Seed uint64
-	// Kills is how many times the server is killed with SIGKILL (and
-	// started again).
-	Kills int
-	// Between two kills the load makes between MinOps and MaxOps answered
-	// requests (a seeded draw), then waits a seeded 0..KillJitter, so that
-	// each kill lands with requests in flight.
+	// Fault is what goes wrong (nil: the server is killed with SIGKILL and
+	// started again), Faults how many times.
+	Fault  Fault
+	Faults int
+	// Between two faults the load makes between MinOps and MaxOps answered
+	// requests (a seeded draw), then waits a seeded 0..Jitter, so that each
+	// fault lands with requests in flight.
 	MinOps, MaxOps int
-	KillJitter     time.Duration
-	// MaxDown is the longest the server stays down after a kill (a seeded
-	// draw from 0).
+	Jitter         time.Duration
+	// MaxDown is the longest a fault lasts (a seeded draw from 0) before
+	// it is healed.
 	MaxDown time.Duration
+	// RecoverWithin bounds the time from a heal to the next 2xx answer:
+	// the service recovers by itself (default 60 s).
+	RecoverWithin time.Duration
 
 	Users          int // wallets
 	ClientsPerUser int // concurrent clients of one user (share its token)
@@ -39,9 +43,43 @@ type Config struct {
 	ServerLog   io.Writer
 	// Settings are extra server settings (NAME=value), after the run's own.
 	Settings []string
+	// OnReady is called once the catalog and users are made, before the
+	// load starts; AfterLoad after the final reads, with the server still
+	// up. An error ends the run.
+	OnReady, AfterLoad func(ctx context.Context, base string) error
 	// CheckTimeout bounds porcupine on one partition.
 	CheckTimeout time.Duration
 	Logf         func(format string, args ...any)
+}
+
+// Fault is something that goes wrong and is then repaired.
+type Fault interface {
+	// Name says what the fault is, for the report ("kill -9").
+	Name() string
+	// Inject breaks something; k counts the faults from 1 and base is the
+	// API's URL. An error ends the run.
+	Inject(ctx context.Context, k int, base string) error
+	// Heal repairs it.
+	Heal(ctx context.Context, k int, base string) error
+}
+
+// killFault kills the server with SIGKILL and starts it again.
+type killFault struct {
+	p     *Process
+	start func() error
+	h     *History
+}
+
+func (f *killFault) Name() string { return "kill -9" }
+
+func (f *killFault) Inject(context.Context, int, string) error {
+	f.p.Kill()
+	return nil
+}
+
+func (f *killFault) Heal(_ context.Context, k int, _ string) error {
+	f.h.SetEpoch(k + 1)
+	return f.start()
 }
 
 // adminKey of the server under test.
@@ -58,6 +96,7 @@ func serverSettings(dbURL string) []string {
 		"HOLD_TTL=24h", "HOLD_LIMIT=1000", "ACTIVE_TOKENS=10000",
 		"SNAPSHOT_EVERY=7", "ACTOR_IDLE_TTL=3s", "REMINDER_INTERVAL=200ms",
 		"REQUEST_TIMEOUT=3s", "JOURNAL_PRUNE=true", "LOG_LEVEL=warn",
+		"RATE_USERS=0", "RATE_TOKEN_ISSUE=0", "RATE_TOKEN_POLL=0",
 	}
 }
 
@@ -110,10 +149,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		allSeats = append(allSeats, concert.Seats[opt]...)
 	}
 
+	if cfg.OnReady != nil {
+		if err := cfg.OnReady(ctx, base); err != nil {
+			return nil, err
+		}
+	}
+
 	// The load.
 	rt := &runState{cfg: cfg, h: h, concert: concert, seats: allSeats, seatOfRes: map[int64]int64{}}
 	stop := make(chan struct{})
 	var answered atomic.Int64 // answered requests (ok or fail)
+	var oks atomic.Int64      // 2xx answers
 	var wg sync.WaitGroup
 	tokens := make([]*tokenHolder, len(users))
 	for i := range tokens {
@@ -122,16 +168,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range cfg.Users * cfg.ClientsPerUser {
 		u := i % cfg.Users
 		w := &worker{rt: rt, c: NewClient(base, i+1, h, 10*time.Second), user: users[u], tok: tokens[u],
-			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i+1))), answered: &answered, stop: stop}
+			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i+1))), answered: &answered, oks: &oks, stop: stop}
 		wg.Go(w.loop)
 	}
 
-	// The kills.
+	// The faults.
+	fault := cfg.Fault
+	if fault == nil {
+		fault = &killFault{p: proc, start: start, h: h}
+	}
+	recoverWithin := cfg.RecoverWithin
+	if recoverWithin <= 0 {
+		recoverWithin = time.Minute
+	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
-	kills := 0
+	survived := 0
+	var slowest time.Duration
 	runStart := time.Now()
 	var runErr error
-	for k := 1; k <= cfg.Kills; k++ {
+	for k := 1; k <= cfg.Faults && runErr == nil; k++ {
 		want := answered.Load() + int64(cfg.MinOps+rng.IntN(cfg.MaxOps-cfg.MinOps+1))
 		for answered.Load() < want && ctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
@@ -140,16 +195,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			runErr = ctx.Err()
 			break
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(cfg.KillJitter) + 1)))
-		proc.Kill()
-		time.Sleep(time.Duration(rng.Int64N(int64(cfg.MaxDown) + 1)))
-		h.SetEpoch(k + 1)
-		if err := start(); err != nil {
-			runErr = fmt.Errorf("restart after kill %d: %w", k, err)
+		time.Sleep(time.Duration(rng.Int64N(int64(cfg.Jitter) + 1)))
+		if err := fault.Inject(ctx, k, base); err != nil {
+			runErr = fmt.Errorf("%s %d: %w", fault.Name(), k, err)
 			break
 		}
-		kills++
-		logf("kill %d survived (%d operations so far)", k, h.Len())
+		time.Sleep(time.Duration(rng.Int64N(int64(cfg.MaxDown) + 1)))
+		if err := fault.Heal(ctx, k, base); err != nil {
+			runErr = fmt.Errorf("healing %s %d: %w", fault.Name(), k, err)
+			break
+		}
+		// The service recovers by itself: a 2xx comes back in time.
+		healed := time.Now()
+		mark := oks.Load()
+		for oks.Load() == mark && time.Since(healed) < recoverWithin && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if oks.Load() == mark {
+			runErr = fmt.Errorf("no 2xx answer within %s of healing %s %d", recoverWithin, fault.Name(), k)
+			break
+		}
+		slowest = max(slowest, time.Since(healed))
+		survived++
+		logf("%s %d survived (%d operations so far)", fault.Name(), k, h.Len())
 	}
 	// A last stretch of load on the final process, then stop it.
 	want := answered.Load() + int64(cfg.MinOps)
@@ -179,13 +247,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	elapsed := time.Since(runStart)
+	if cfg.AfterLoad != nil {
+		if err := cfg.AfterLoad(ctx, base); err != nil {
+			return nil, err
+		}
+	}
 
 	ops := h.Ops()
 	rt.mu.Lock()
 	seatOfRes := rt.seatOfRes
 	rt.mu.Unlock()
 	rep := Check(Facts{Ops: ops, SeatOfRes: seatOfRes, SeatsOfOption: concert.Seats, Users: users, Price: cfg.Price}, cfg.CheckTimeout)
-	rep.Seed, rep.Kills, rep.Elapsed = cfg.Seed, kills, elapsed
+	rep.Seed, rep.Fault, rep.Faults, rep.Elapsed, rep.SlowestRecovery = cfg.Seed, fault.Name(), survived, elapsed, slowest
 	return rep, nil
 }
 
@@ -302,6 +375,7 @@ type worker struct {
 	tok      *tokenHolder
 	rng      *rand.Rand
 	answered *atomic.Int64
+	oks      *atomic.Int64
 	stop     chan struct{}
 
 	res     []*myRes
@@ -312,12 +386,20 @@ type worker struct {
 
 func (w *worker) record(op *Op) {
 	switch op.Outcome {
-	case OK, Fail:
+	case OK:
+		w.answered.Add(1)
+		w.oks.Add(1)
+	case Fail:
 		w.answered.Add(1)
 	case Refused:
 		time.Sleep(20 * time.Millisecond) // the server is down
 	case Unknown:
-		time.Sleep(10 * time.Millisecond)
+		if op.RetryAfter != "" {
+			// A 503: back off as told, a little (the run is short).
+			time.Sleep(200 * time.Millisecond)
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	if op.Outcome == Fail && tokenCodes[op.Code] {
 		// The token expired (a payment) or was replaced: ask again.

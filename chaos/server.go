@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -89,4 +91,25 @@ func (p *Process) Kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 	p.cmd = nil
+}
+
+// Metric reads one unlabelled sample of the server's /metrics, such as
+// go_goroutines or go_memstats_heap_inuse_bytes.
+func Metric(ctx context.Context, base, name string) (float64, error) {
+	req, _ := stdhttp.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+	res, err := stdhttp.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no metric %s", name)
 }
