@@ -34,7 +34,7 @@ func (s *Service) Pay(ctx context.Context, token string, reservationID, amount i
 	if key != "" {
 		mode = orPaid
 	}
-	chk, err := s.authorize(token, mode)
+	chk, err := s.authorize(ctx, token, mode)
 	if err != nil {
 		return Receipt{}, err
 	}

@@ -9,6 +9,9 @@ import (
 
 // Balance returns a user's point balance. USER_NOT_FOUND.
 func (s *Service) Balance(ctx context.Context, userID int64) (int64, error) {
+	if err := sameIdentity(ctx, userID); err != nil {
+		return 0, err
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := s.userExists(ctx, userID); err != nil {
@@ -32,6 +35,9 @@ func (s *Service) Balance(ctx context.Context, userID int64) (int64, error) {
 func (s *Service) Charge(ctx context.Context, userID, amount int64, key string) (int64, error) {
 	if amount < 1 || amount > actors.MaxCharge {
 		return 0, messages.Reject(messages.CodeInvalidAmount, "chargeBalance must be between 1 and %d", int64(actors.MaxCharge))
+	}
+	if err := sameIdentity(ctx, userID); err != nil {
+		return 0, err
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()

@@ -16,7 +16,7 @@ import (
 func (s *Service) Hold(ctx context.Context, token string, userID, seatID int64) (*messages.Reservation, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if _, err := s.authorizeUser(token, activeOnly, userID); err != nil {
+	if _, err := s.authorizeUser(ctx, token, activeOnly, userID); err != nil {
 		return nil, err
 	}
 	seat, err := s.seat(ctx, seatID)
@@ -57,7 +57,7 @@ func (s *Service) undoHold(ctx context.Context, r *messages.Reservation) {
 func (s *Service) Reservation(ctx context.Context, token string, reservationID int64) (*messages.Reservation, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	chk, err := s.authorize(token, orPaid)
+	chk, err := s.authorize(ctx, token, orPaid)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (s *Service) Reservation(ctx context.Context, token string, reservationID i
 func (s *Service) Cancel(ctx context.Context, token string, reservationID int64) (*messages.Reservation, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	chk, err := s.authorize(token, activeOnly)
+	chk, err := s.authorize(ctx, token, activeOnly)
 	if err != nil {
 		return nil, err
 	}

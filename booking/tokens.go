@@ -1,6 +1,7 @@
 package booking
 
 import (
+	"context"
 	"time"
 
 	"github.com/concert/ticketing/actors"
@@ -30,13 +31,16 @@ const (
 )
 
 // authorize checks a bearer token and returns what the table knows of it.
-func (s *Service) authorize(token string, mode access) (actors.TokenCheck, error) {
+func (s *Service) authorize(ctx context.Context, token string, mode access) (actors.TokenCheck, error) {
 	if token == "" {
 		return actors.TokenCheck{}, messages.Reject(messages.CodeTokenInvalid, "missing bearer token")
 	}
 	chk, ok := s.tokens.Check(token, s.now())
 	if !ok {
 		return actors.TokenCheck{}, messages.Reject(messages.CodeTokenInvalid, "unknown token")
+	}
+	if err := sameIdentity(ctx, chk.UserID); err != nil {
+		return chk, err
 	}
 	switch chk.Status {
 	case messages.TokenStatus_TOKEN_ACTIVE:
@@ -52,8 +56,11 @@ func (s *Service) authorize(token string, mode access) (actors.TokenCheck, error
 }
 
 // authorizeUser is authorize for a call made on behalf of userID.
-func (s *Service) authorizeUser(token string, mode access, userID int64) (actors.TokenCheck, error) {
-	chk, err := s.authorize(token, mode)
+func (s *Service) authorizeUser(ctx context.Context, token string, mode access, userID int64) (actors.TokenCheck, error) {
+	if err := sameIdentity(ctx, userID); err != nil {
+		return actors.TokenCheck{}, err
+	}
+	chk, err := s.authorize(ctx, token, mode)
 	if err != nil {
 		return chk, err
 	}

@@ -23,6 +23,9 @@ func (s *Service) CreateUser(ctx context.Context, name string) (persistence.User
 // IssueToken returns the user's live queue token, issuing one at the back
 // of the line if there is none. USER_NOT_FOUND for an unknown user.
 func (s *Service) IssueToken(ctx context.Context, userID int64) (*messages.Token, error) {
+	if err := sameIdentity(ctx, userID); err != nil {
+		return nil, err
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := s.userExists(ctx, userID); err != nil {
@@ -39,7 +42,14 @@ func (s *Service) Token(ctx context.Context, token string) (*messages.Token, err
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return tokenOf(s.router.Request(ctx, kindQueue, queueID, &messages.GetToken{Token: token}))
+	t, err := tokenOf(s.router.Request(ctx, kindQueue, queueID, &messages.GetToken{Token: token}))
+	if err == nil {
+		err = sameIdentity(ctx, t.GetUserId())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // userExists answers USER_NOT_FOUND for an unknown user. Users are never

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"log/slog"
+	"net/netip"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,14 @@ type Config struct {
 	// /metrics serves. A private registry is used for both when nil.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// RateLimits are the per-client limits of user creation and of token
+	// issue and polling (ratelimit.go); zero values: no limit.
+	RateLimits RateLimits
+	// IdentityHeader, when set, turns on the trusted-identity mode
+	// (identity.go): the header an authenticating gateway sets to the
+	// userId it vouches for; the user routes require it and act only for
+	// that user.
+	IdentityHeader string
 	// Ready reports whether the node can serve (/readyz); nil means always.
 	Ready  func(context.Context) error
 	Logger *slog.Logger
@@ -41,7 +50,10 @@ func New(cfg Config) *fiber.App {
 		reg := prometheus.NewRegistry()
 		cfg.Registerer, cfg.Gatherer = reg, reg
 	}
-	h := &handlers{b: cfg.Booking, log: cfg.Logger, adminKeyDigest: sha256.Sum256([]byte(cfg.AdminKey)), ready: cfg.Ready}
+	h := &handlers{b: cfg.Booking, log: cfg.Logger, adminKeyDigest: sha256.Sum256([]byte(cfg.AdminKey)), ready: cfg.Ready,
+		trusted: cfg.RateLimits.TrustedProxies, identityHeader: cfg.IdentityHeader}
+	limitUsers, limitIssue, limitPoll := h.limit(newLimiter(cfg.RateLimits.Users)),
+		h.limit(newLimiter(cfg.RateLimits.TokenIssue)), h.limit(newLimiter(cfg.RateLimits.TokenPoll))
 
 	app := fiber.New(fiber.Config{
 		BodyLimit: MaxBodyBytes,
@@ -60,9 +72,11 @@ func New(cfg Config) *fiber.App {
 	})
 	app.Use(newMetrics(cfg.Registerer, cfg.Booking, h.errorHandler))
 
-	app.Post("/users", h.createUser)
-	app.Post("/users/token", h.issueToken)
-	app.Get("/users/token", h.getToken)
+	// Rate limits (ratelimit.go) and the identity of the trusted-identity
+	// mode (identity.go) come first on the routes they guard.
+	app.Post("/users", limitUsers, h.createUser)
+	app.Post("/users/token", limitIssue, h.identity, h.issueToken)
+	app.Get("/users/token", limitPoll, h.identity, h.getToken)
 
 	app.Get("/concerts", h.listConcerts)
 	app.Get("/concerts/:concertId/available-date", h.availableDates)
@@ -71,14 +85,14 @@ func New(cfg Config) *fiber.App {
 		app.Post("/admin/concerts", h.requireAdmin, h.createConcert)
 	}
 
-	app.Post("/reservations", h.hold)
-	app.Get("/reservations/:id", h.getReservation)
-	app.Delete("/reservations/:id", h.cancelReservation)
+	app.Post("/reservations", h.identity, h.hold)
+	app.Get("/reservations/:id", h.identity, h.getReservation)
+	app.Delete("/reservations/:id", h.identity, h.cancelReservation)
 
-	app.Get("/customers/point", h.getPoints)
-	app.Patch("/customers/point", h.chargePoints)
+	app.Get("/customers/point", h.identity, h.getPoints)
+	app.Patch("/customers/point", h.identity, h.chargePoints)
 
-	app.Post("/payments", h.pay)
+	app.Post("/payments", h.identity, h.pay)
 
 	app.Get("/healthz", h.healthz)
 	app.Get("/readyz", h.readyz)
@@ -94,4 +108,9 @@ type handlers struct {
 	// adminKeyDigest is the SHA-256 of Config.AdminKey (admin.go).
 	adminKeyDigest [sha256.Size]byte
 	ready          func(context.Context) error
+	// trusted are the reverse proxies whose X-Forwarded-For names the
+	// client (ratelimit.go).
+	trusted []netip.Prefix
+	// identityHeader is Config.IdentityHeader.
+	identityHeader string
 }

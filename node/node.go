@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -53,7 +54,14 @@ type Config struct {
 	// latest one replaced (persistence.JournalOptions.PruneAfterSnapshot).
 	JournalPrune bool
 	NodeID       string
-	Logger       *slog.Logger
+	// Per-client rate limits in requests per minute (0: none) of user
+	// creation, token issue and token polling, and the reverse proxies
+	// whose X-Forwarded-For names the client (httpapi.RateLimits).
+	RateUsers, RateTokenIssue, RateTokenPoll int
+	TrustedProxies                           []netip.Prefix
+	// IdentityHeader turns on the trusted-identity mode (httpapi.Config).
+	IdentityHeader string
+	Logger         *slog.Logger
 }
 
 // withDefaults fills the zero fields.
@@ -206,6 +214,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Gatherer:   n.registry,
 		Ready:      n.Ready,
 		Logger:     cfg.Logger,
+		RateLimits: httpapi.RateLimits{Users: cfg.RateUsers, TokenIssue: cfg.RateTokenIssue,
+			TokenPoll: cfg.RateTokenPoll, TrustedProxies: cfg.TrustedProxies},
+		IdentityHeader: cfg.IdentityHeader,
 	}), cfg.Logger)
 	return n, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	httpapi "github.com/concert/ticketing/http"
 	"github.com/concert/ticketing/node"
 )
 
@@ -53,6 +55,13 @@ type Config struct {
 	NodeID         string // NODE_ID, -node-id; default the host name
 	DemoData       bool   // DEMO_DATA, -demo
 	LogLevel       string // LOG_LEVEL, -log-level: debug, info, warn or error
+	// Per-client rate limits, requests per minute (0: none): RATE_USERS,
+	// RATE_TOKEN_ISSUE, RATE_TOKEN_POLL; TRUSTED_PROXIES names the reverse
+	// proxies whose X-Forwarded-For is believed.
+	RateUsers, RateTokenIssue, RateTokenPoll int
+	TrustedProxies                           []netip.Prefix
+	// IdentityHeader turns on the trusted-identity mode (IDENTITY_HEADER).
+	IdentityHeader string
 }
 
 // setting describes one configuration value. def is the default in the same
@@ -124,6 +133,31 @@ var settings = []setting{
 			c.DemoData = v
 			return nil
 		}},
+	rateLimit("RATE_USERS", "rate-users", "60", "user creations (POST /users) one client may make per minute; 0: no limit",
+		func(c *Config) *int { return &c.RateUsers }),
+	rateLimit("RATE_TOKEN_ISSUE", "rate-token-issue", "120", "token requests (POST /users/token) one client may make per minute; 0: no limit",
+		func(c *Config) *int { return &c.RateTokenIssue }),
+	rateLimit("RATE_TOKEN_POLL", "rate-token-poll", "1200", "token polls (GET /users/token) one client may make per minute; 0: no limit",
+		func(c *Config) *int { return &c.RateTokenPoll }),
+	{env: "TRUSTED_PROXIES", flag: "trusted-proxies", def: "",
+		usage: "reverse proxies (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client for rate limits",
+		apply: func(c *Config, raw string) error {
+			p, err := httpapi.ParseTrustedProxies(raw)
+			if err != nil {
+				return fmt.Errorf("want addresses or CIDR prefixes separated by commas: %v", err)
+			}
+			c.TrustedProxies = p
+			return nil
+		}},
+	{env: "IDENTITY_HEADER", flag: "identity-header", def: "",
+		usage: "trusted-identity mode: the header an authenticating gateway sets to the userId it vouches for; user routes then act only for that user",
+		apply: func(c *Config, raw string) error {
+			if len(raw) > 100 || strings.IndexFunc(raw, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+				return fmt.Errorf("want an HTTP header name (letters, digits and -), got %q", raw)
+			}
+			c.IdentityHeader = raw
+			return nil
+		}},
 	{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "log level: debug, info, warn or error",
 		apply: func(c *Config, raw string) error {
 			var l slog.Level
@@ -173,6 +207,28 @@ func num(env, flag, def, usage string, field func(*Config) *int) setting {
 			*field(c) = n
 			return nil
 		}}
+}
+
+// rateLimit is a rate setting: requests per minute, at least 0 (none).
+func rateLimit(env, flag, def, usage string, field func(*Config) *int) setting {
+	return setting{env: env, flag: flag, def: def, usage: usage,
+		apply: func(c *Config, raw string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(raw))
+			if err != nil {
+				return fmt.Errorf("want a whole number of requests per minute, got %q", raw)
+			}
+			if n < 0 {
+				return fmt.Errorf("must be 0 (no limit) or more, got %d", n)
+			}
+			*field(c) = n
+			return nil
+		}}
+}
+
+// isTokenChar reports whether r may appear in an HTTP header name (RFC 9110
+// tchar).
+func isTokenChar(r rune) bool {
+	return r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("!#$%&'*+-.^_`|~", r))
 }
 
 // rawFlag records a flag's text and whether the command line set it.
@@ -303,6 +359,11 @@ func (c Config) Node(logger *slog.Logger) node.Config {
 		JournalWriters:       c.JournalWriters,
 		DBMaxConns:           c.DBMaxConns,
 		NodeID:               c.NodeID,
+		RateUsers:            c.RateUsers,
+		RateTokenIssue:       c.RateTokenIssue,
+		RateTokenPoll:        c.RateTokenPoll,
+		TrustedProxies:       c.TrustedProxies,
+		IdentityHeader:       c.IdentityHeader,
 		Logger:               logger,
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net/netip"
 	"os"
 	"reflect"
 	"strings"
@@ -42,6 +43,9 @@ func defaults() Config {
 		SnapshotEvery:        500,
 		ActorIdleTTL:         2 * time.Minute,
 		RequestTimeout:       5 * time.Second,
+		RateUsers:            60,
+		RateTokenIssue:       120,
+		RateTokenPoll:        1200,
 		JournalWriters:       4,
 		DBMaxConns:           16,
 		NodeID:               "testhost",
@@ -76,6 +80,8 @@ func TestLoadConfig(t *testing.T) {
 				"ACTOR_IDLE_TTL": "1h", "REQUEST_TIMEOUT": "250ms", "JOURNAL_WRITERS": "2",
 				"DB_MAX_CONNS": "8", "NODE_ID": "node-a", "DEMO_DATA": "true", "LOG_LEVEL": "DEBUG",
 				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true",
+				"RATE_USERS": "0", "RATE_TOKEN_ISSUE": "5", "RATE_TOKEN_POLL": "6",
+				"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "IDENTITY_HEADER": "X-User-Id",
 			},
 			want: func(c *Config) {
 				*c = Config{
@@ -85,6 +91,9 @@ func TestLoadConfig(t *testing.T) {
 					ActorIdleTTL: time.Hour, RequestTimeout: 250 * time.Millisecond, ShutdownTimeout: 30 * time.Second, JournalWriters: 2,
 					DBMaxConns: 8, NodeID: "node-a", DemoData: true, LogLevel: "debug",
 					IdempotencyRetention: 48 * time.Hour, ReminderInterval: 250 * time.Millisecond, JournalPrune: true,
+					RateUsers: 0, RateTokenIssue: 5, RateTokenPoll: 6,
+					TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")},
+					IdentityHeader: "X-User-Id",
 				}
 			}},
 		{name: "every setting from flags",
@@ -94,6 +103,7 @@ func TestLoadConfig(t *testing.T) {
 				"-wait-idle-ttl=4m", "-snapshot-every=1", "-actor-idle-ttl=5s", "-request-timeout=1s",
 				"-journal-writers=1", "-db-max-conns=2", "-node-id=n1", "-demo", "-log-level=warn",
 				"-shutdown-timeout=1m", "-idempotency-retention=1h", "-reminder-interval=2s", "-journal-prune",
+				"-rate-users=1", "-rate-token-issue=2", "-rate-token-poll=3", "-trusted-proxies=::1", "-identity-header=X-Gateway-User",
 			},
 			want: func(c *Config) {
 				*c = Config{
@@ -103,6 +113,8 @@ func TestLoadConfig(t *testing.T) {
 					RequestTimeout: time.Second, ShutdownTimeout: time.Minute, JournalWriters: 1, DBMaxConns: 2, NodeID: "n1",
 					DemoData: true, LogLevel: "warn",
 					IdempotencyRetention: time.Hour, ReminderInterval: 2 * time.Second, JournalPrune: true,
+					RateUsers: 1, RateTokenIssue: 2, RateTokenPoll: 3,
+					TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::1/128")}, IdentityHeader: "X-Gateway-User",
 				}
 			}},
 		{name: "flag wins over env",
@@ -180,6 +192,10 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "admin key too long", env: map[string]string{"ADMIN_KEY": strings.Repeat("k", 256)}, wantErr: []string{"ADMIN_KEY", "255"}},
 		{name: "admin key not UTF-8", env: map[string]string{"ADMIN_KEY": "k\xff"}, wantErr: []string{"ADMIN_KEY"}},
 		{name: "missing database URL", env: map[string]string{"DATABASE_URL": ""}, wantErr: []string{"DATABASE_URL", "required"}},
+		{name: "negative rate", env: map[string]string{"RATE_TOKEN_POLL": "-1"}, wantErr: []string{"RATE_TOKEN_POLL", "0 (no limit)"}},
+		{name: "rate not a number", args: []string{"-rate-users=many"}, wantErr: []string{"-rate-users", "per minute"}},
+		{name: "bad trusted proxy", env: map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, gateway"}, wantErr: []string{"TRUSTED_PROXIES", "CIDR"}},
+		{name: "identity header with a space", env: map[string]string{"IDENTITY_HEADER": "X User"}, wantErr: []string{"IDENTITY_HEADER", "header name"}},
 		{name: "all errors reported at once",
 			env:     map[string]string{"HOLD_TTL": "x", "HOLD_LIMIT": "0", "LOG_LEVEL": "loud"},
 			wantErr: []string{"HOLD_TTL", "HOLD_LIMIT", "LOG_LEVEL"}},
@@ -253,7 +269,8 @@ func TestNodeIDDefaultsToHostname(t *testing.T) {
 // TestNodeCarriesEverySetting fails when a node setting is added to Config but
 // not passed on.
 func TestNodeCarriesEverySetting(t *testing.T) {
-	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune"}, envOf(nil))
+	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune",
+		"-trusted-proxies=10.0.0.0/8", "-identity-header=X-User-Id"}, envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
