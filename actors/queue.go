@@ -169,29 +169,32 @@ func (q *queueActor) Receive(ctx actor.Context) {
 			q.timer = nil
 		}
 	case *messages.IssueToken:
-		events, t, rej := q.model.decideIssue(msg, now, q.cfg.Random)
+		events, secret, rej := q.model.decideIssue(msg, now, q.cfg.Random)
 		if rej != nil {
 			q.j.Reply(ctx, rej)
 			return
 		}
-		if t == nil {
-			if rej := q.persist(events...); rej != nil {
-				refuse(ctx, rej)
-				return
-			}
-			t = q.model.byToken[events[0].(*messages.TokenIssued).GetToken()]
+		if rej := q.persist(events...); rej != nil {
+			refuse(ctx, rej)
+			return
 		}
-		q.j.Reply(ctx, &messages.TokenResult{Token: q.model.view(t)})
+		// The secret is answered once its digest is durable (Reply waits),
+		// to this caller only.
+		v := q.model.view(q.model.byToken[digestOf(secret)])
+		v.Token = secret
+		q.j.Reply(ctx, &messages.TokenResult{Token: v})
 	case *messages.GetToken:
-		t := q.model.byToken[msg.GetToken()]
-		if t == nil {
+		t := q.model.byToken[digestOf(msg.GetToken())]
+		if t == nil || msg.GetToken() == "" {
 			q.j.Reply(ctx, messages.Reject(messages.CodeTokenInvalid, "unknown token"))
 			return
 		}
 		q.model.touch(t, now)
-		q.j.Reply(ctx, &messages.TokenResult{Token: q.model.view(t)})
+		v := q.model.view(t)
+		v.Token = msg.GetToken() // the caller's own secret
+		q.j.Reply(ctx, &messages.TokenResult{Token: v})
 	case *messages.ExpireToken:
-		t := q.model.byToken[msg.GetToken()]
+		t := q.model.byToken[digestOf(msg.GetToken())]
 		if t == nil {
 			q.j.Reply(ctx, messages.Reject(messages.CodeTokenInvalid, "unknown token"))
 			return
@@ -200,7 +203,9 @@ func (q *queueActor) Receive(ctx actor.Context) {
 			refuse(ctx, rej)
 			return
 		}
-		q.j.Reply(ctx, &messages.TokenResult{Token: q.model.view(t)})
+		v := q.model.view(t)
+		v.Token = msg.GetToken()
+		q.j.Reply(ctx, &messages.TokenResult{Token: v})
 	case actor.SystemMessage, actor.AutoReceiveMessage:
 	case proto.Message:
 		q.j.Reply(ctx, messages.Reject(messages.CodeInvalidRequest, "queue cannot handle %T", msg))

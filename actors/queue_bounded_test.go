@@ -50,7 +50,7 @@ func TestQueueExpiredSetIsBounded(t *testing.T) {
 	if err := r.Restore(snap); err != nil {
 		t.Fatal(err)
 	}
-	if r.paidGone.Len() != 2 || r.lapsedGone.Len() != 2 || r.byToken["tok20"] == nil || r.byToken["tok18"] != nil {
+	if r.paidGone.Len() != 2 || r.lapsedGone.Len() != 2 || r.byToken[digestOf("tok20")] == nil || r.byToken[digestOf("tok18")] != nil {
 		t.Fatalf("restored with a smaller bound: paid %d lapsed %d", r.paidGone.Len(), r.lapsedGone.Len())
 	}
 }

@@ -117,9 +117,10 @@ func (h *queueHarness) recovered(t *testing.T, token string) (messages.TokenStat
 // tableShows reports a token's status in the table (0 if absent) without
 // counting it as a use.
 func tableShows(tt *TokenTable, token string) (messages.TokenStatus, bool) {
-	s := tt.shard(token)
+	key := digestOf(token)
+	s := tt.shard(key)
 	s.mu.RLock()
-	e := s.m[token]
+	e := s.m[key]
 	s.mu.RUnlock()
 	if e == nil {
 		return 0, false
@@ -127,7 +128,7 @@ func tableShows(tt *TokenTable, token string) (messages.TokenStatus, bool) {
 	return messages.TokenStatus(e.status.Load()), e.paid.Load()
 }
 
-// journalStatuses replays the queue's journal into token → status.
+// journalStatuses replays the queue's journal into token digest → status.
 func journalStatuses(t *testing.T, j *actortest.MemJournal) map[string]messages.TokenStatus {
 	t.Helper()
 	byID := map[int64]string{}
@@ -140,8 +141,13 @@ func journalStatuses(t *testing.T, j *actortest.MemJournal) map[string]messages.
 		}
 		switch ev := m.(type) {
 		case *messages.TokenIssued:
-			byID[ev.GetTokenId()] = ev.GetToken()
-			out[ev.GetToken()] = tsWait
+			d := issuedDigest(ev.GetTokenDigest(), ev.GetToken())
+			byID[ev.GetTokenId()] = d
+			out[d] = tsWait
+		case *messages.TokenRekeyed:
+			old, d := byID[ev.GetTokenId()], string(ev.GetTokenDigest())
+			byID[ev.GetTokenId()], out[d] = d, out[old]
+			delete(out, old)
 		case *messages.TokenActivated:
 			if out[byID[ev.GetTokenId()]] == tsWait {
 				out[byID[ev.GetTokenId()]] = tsActive

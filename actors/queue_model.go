@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -21,10 +22,12 @@ const queueChunk = 1000
 // qtoken is one token in the queue manager's state.
 type qtoken struct {
 	id, userID int64
-	token      string
-	status     messages.TokenStatus
-	createdMs  int64
-	updatedMs  int64 // last status change
+	// digest is the SHA-256 of the token's secret (digestOf): the secret
+	// itself is kept nowhere, neither here nor in the journal.
+	digest    string
+	status    messages.TokenStatus
+	createdMs int64
+	updatedMs int64 // last status change
 	// lastMs is the last use (ACTIVE) or poll (WAIT) as journaled: the
 	// admission, the issue, or a TokensTouched. Idle clocks run from it;
 	// the API's expiresAt is lastMs + the TTL.
@@ -61,7 +64,7 @@ type queueModel struct {
 	// journaled state
 	nextID     int64
 	byID       map[int64]*qtoken  // live and retained EXPIRED tokens
-	byToken    map[string]*qtoken // the same, by token string
+	byToken    map[string]*qtoken // the same, by the digest of their secret
 	byUser     map[int64]*qtoken  // the user's live (WAIT or ACTIVE) token
 	line       waitLine           // WAIT tokens, first come first served
 	waiting    tokenList          // WAIT tokens by lastMs
@@ -132,6 +135,7 @@ func (m *queueModel) expiresMs(t *qtoken) int64 {
 func (m *queueModel) view(t *qtoken) *messages.Token {
 	v := &messages.Token{}
 	m.fill(v, t)
+	v.TokenDigest = nil // callers get the secret, not how it is stored
 	if t.status == messages.TokenStatus_TOKEN_WAIT {
 		v.Position = m.line.position(t)
 	}
@@ -156,23 +160,44 @@ func (m *queueModel) NextDue() (time.Time, bool) {
 	return time.UnixMilli(due), true
 }
 
-// decideIssue answers IssueToken: the user's live token (touched, no events),
-// or a new token in line — activated in the same events if a slot is free.
-func (m *queueModel) decideIssue(c *messages.IssueToken, now time.Time, random io.Reader) ([]proto.Message, *qtoken, *messages.Rejection) {
+// decideIssue answers IssueToken with a secret for the user's token: its
+// live token (touched) with a fresh secret, the previous one ceasing to
+// work — only a digest of a secret is kept, so a secret can be handed out
+// once only — or a new token in line, activated in the same events if a
+// slot is free. The events carry digests only; the secret goes to the
+// caller alone.
+func (m *queueModel) decideIssue(c *messages.IssueToken, now time.Time, random io.Reader) ([]proto.Message, string, *messages.Rejection) {
 	if c.GetUserId() <= 0 {
-		return nil, nil, messages.Reject(messages.CodeInvalidRequest, "user id must be positive, not %d", c.GetUserId())
+		return nil, "", messages.Reject(messages.CodeInvalidRequest, "user id must be positive, not %d", c.GetUserId())
 	}
+	secret, err := m.newTokenString(random)
+	if err != nil {
+		return nil, "", messages.Reject(messages.CodeStoreUnavailable, "cannot issue a token: %v", err)
+	}
+	digest, nowMs := []byte(digestOf(secret)), now.UnixMilli()
 	if t := m.byUser[c.GetUserId()]; t != nil {
 		m.touch(t, now)
-		return nil, t, nil
+		return []proto.Message{&messages.TokenRekeyed{TokenId: t.id, TokenDigest: digest, AtMs: nowMs}}, secret, nil
 	}
-	token, err := m.newTokenString(random)
-	if err != nil {
-		return nil, nil, messages.Reject(messages.CodeStoreUnavailable, "cannot issue a token: %v", err)
+	id := m.nextID + 1
+	events := []proto.Message{&messages.TokenIssued{TokenId: id, UserId: c.GetUserId(), TokenDigest: digest, AtMs: nowMs}}
+	return append(events, m.admissions(nowMs, 0, nil, id)...), secret, nil
+}
+
+// digestOf is the digest a token's secret is known by: its SHA-256, as a
+// string of 32 bytes.
+func digestOf(secret string) string {
+	d := sha256.Sum256([]byte(secret))
+	return string(d[:])
+}
+
+// issuedDigest is the digest of an issued token: its own, or that of the
+// secret an event written before digests carried.
+func issuedDigest(digest []byte, legacySecret string) string {
+	if len(digest) > 0 {
+		return string(digest)
 	}
-	id, nowMs := m.nextID+1, now.UnixMilli()
-	events := []proto.Message{&messages.TokenIssued{TokenId: id, UserId: c.GetUserId(), Token: token, AtMs: nowMs}}
-	return append(events, m.admissions(nowMs, 0, nil, id)...), nil, nil
+	return digestOf(legacySecret)
 }
 
 func (m *queueModel) newTokenString(random io.Reader) (string, error) {
@@ -182,7 +207,7 @@ func (m *queueModel) newTokenString(random io.Reader) (string, error) {
 			return "", fmt.Errorf("read random token: %w", err)
 		}
 		s := base64.RawURLEncoding.EncodeToString(b)
-		if m.byToken[s] == nil {
+		if m.byToken[digestOf(s)] == nil {
 			return s, nil
 		}
 	}
@@ -278,13 +303,14 @@ func (m *queueModel) admissions(nowMs int64, freed int, gone map[int64]bool, new
 func (m *queueModel) Apply(event proto.Message) {
 	switch e := event.(type) {
 	case *messages.TokenIssued:
-		if m.byID[e.GetTokenId()] != nil || m.byToken[e.GetToken()] != nil {
+		digest := issuedDigest(e.GetTokenDigest(), e.GetToken())
+		if m.byID[e.GetTokenId()] != nil || m.byToken[digest] != nil {
 			return // never issued twice; a duplicate must not corrupt the lists
 		}
 		t := &qtoken{
 			id:        e.GetTokenId(),
 			userID:    e.GetUserId(),
-			token:     e.GetToken(),
+			digest:    digest,
 			status:    messages.TokenStatus_TOKEN_WAIT,
 			createdMs: e.GetAtMs(),
 			updatedMs: e.GetAtMs(),
@@ -293,11 +319,23 @@ func (m *queueModel) Apply(event proto.Message) {
 		}
 		m.nextID = max(m.nextID, t.id)
 		m.byID[t.id] = t
-		m.byToken[t.token] = t
+		m.byToken[t.digest] = t
 		m.byUser[t.userID] = t
 		m.line.push(t)
 		m.waiting.pushBack(t)
 		m.changed(t)
+	case *messages.TokenRekeyed:
+		t := m.byID[e.GetTokenId()]
+		digest := string(e.GetTokenDigest())
+		if t == nil || t.status == messages.TokenStatus_TOKEN_EXPIRED || len(digest) == 0 || m.byToken[digest] != nil {
+			return
+		}
+		old := t.digest
+		delete(m.byToken, old)
+		t.digest = digest
+		m.byToken[digest] = t
+		t.stored = nil
+		m.rekeyed(t, old)
 	case *messages.TokenActivated:
 		t := m.byID[e.GetTokenId()]
 		if t == nil || t.status != messages.TokenStatus_TOKEN_WAIT {
@@ -355,9 +393,9 @@ func (m *queueModel) Apply(event proto.Message) {
 func (m *queueModel) forget(t *qtoken) {
 	t.list.remove(t)
 	delete(m.byID, t.id)
-	delete(m.byToken, t.token)
+	delete(m.byToken, t.digest)
 	if m.publishing {
-		m.changes = append(m.changes, tokenChange{token: t.token, entry: t.entry})
+		m.changes = append(m.changes, tokenChange{token: t.digest, entry: t.entry})
 	}
 }
 

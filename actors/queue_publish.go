@@ -12,7 +12,15 @@ import "github.com/concert/ticketing/messages"
 // changed records t's current state for the table, once durable.
 func (m *queueModel) changed(t *qtoken) {
 	if m.publishing {
-		m.changes = append(m.changes, tokenChange{token: t.token, entry: t.entry, status: t.status, paid: t.paid})
+		m.changes = append(m.changes, tokenChange{token: t.digest, entry: t.entry, status: t.status, paid: t.paid})
+	}
+}
+
+// rekeyed records that t is now known by its digest instead of old, once
+// durable.
+func (m *queueModel) rekeyed(t *qtoken, old string) {
+	if m.publishing {
+		m.changes = append(m.changes, tokenChange{token: t.digest, entry: t.entry, status: t.status, paid: t.paid, rekeyedFrom: old})
 	}
 }
 
@@ -32,7 +40,7 @@ func (m *queueModel) publishAll(table *TokenTable) {
 	m.publishing, m.changes = true, nil
 	fresh := table.reserve(len(m.byID))
 	for _, t := range m.byID {
-		table.publish(t.token, t.entry, t.status, t.paid)
+		table.publish(t.digest, t.entry, t.status, t.paid)
 		if t.status != messages.TokenStatus_TOKEN_EXPIRED && t.entry.last.Load() > msToNanos(t.lastMs) {
 			m.queueTouch(t)
 		}

@@ -55,7 +55,7 @@ func (m *queueModel) Snapshot() proto.Message {
 func (m *queueModel) fill(v *messages.Token, t *qtoken) {
 	v.Id = t.id
 	v.UserId = t.userID
-	v.Token = t.token
+	v.TokenDigest = []byte(t.digest)
 	v.Status = t.status
 	v.CreatedAtMs = t.createdMs
 	v.UpdateAtMs = t.updatedMs
@@ -87,17 +87,17 @@ func (m *queueModel) Restore(snapshot proto.Message) error {
 		t := &qtoken{
 			id:        v.GetId(),
 			userID:    v.GetUserId(),
-			token:     v.GetToken(),
+			digest:    issuedDigest(v.GetTokenDigest(), v.GetToken()),
 			status:    v.GetStatus(),
 			createdMs: v.GetCreatedAtMs(),
 			updatedMs: v.GetUpdateAtMs(),
 			paid:      v.GetExpiredReason() == ExpiredReasonPaid,
 		}
-		if m.byToken[t.token] != nil || m.byID[t.id] != nil {
+		if m.byToken[t.digest] != nil || m.byID[t.id] != nil {
 			return fmt.Errorf("queue restore: token %d appears twice", t.id)
 		}
 		m.byID[t.id] = t
-		m.byToken[t.token] = t
+		m.byToken[t.digest] = t
 		switch t.status {
 		case messages.TokenStatus_TOKEN_WAIT:
 			m.byUser[t.userID] = t
@@ -120,7 +120,8 @@ func (m *queueModel) Restore(snapshot proto.Message) error {
 			t.lastMs = v.GetExpiresAtMs() - m.ttl(t.status).Milliseconds()
 		}
 		t.entry = newTokenEntry(t.id, t.userID, msToNanos(t.lastMs))
-		if v.GetPosition() == 0 && v.GetExpiresAtMs() == m.expiresMs(t) && v.GetExpiredReason() == t.storedReason() {
+		if v.GetPosition() == 0 && v.GetExpiresAtMs() == m.expiresMs(t) && v.GetExpiredReason() == t.storedReason() &&
+			v.GetToken() == "" {
 			t.stored = v // already its stored form: share it
 		}
 	}

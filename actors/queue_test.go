@@ -91,6 +91,7 @@ func TestQueueDecisions(t *testing.T) {
 	ms := now.UnixMilli()
 	random := func() *bytes.Reader { return bytes.NewReader(bytes.Repeat([]byte{0xAB}, 64)) }
 	newTok := "q6urq6urq6urq6urq6urqw" // base64url of 16 × 0xAB
+	newDigest := []byte(digestOf(newTok)) // only the digest is journaled
 	tests := []struct {
 		name    string
 		active  int
@@ -105,7 +106,7 @@ func TestQueueDecisions(t *testing.T) {
 				return ev, rej
 			},
 			[]proto.Message{
-				&messages.TokenIssued{TokenId: 1, UserId: 5, Token: newTok, AtMs: ms},
+				&messages.TokenIssued{TokenId: 1, UserId: 5, TokenDigest: newDigest, AtMs: ms},
 				&messages.TokenActivated{TokenId: 1, AtMs: ms},
 			}, ""},
 		{"issue waits when full", 1, []proto.Message{issued(1, 1), &messages.TokenActivated{TokenId: 1}},
@@ -113,31 +114,31 @@ func TestQueueDecisions(t *testing.T) {
 				ev, _, rej := m.decideIssue(&messages.IssueToken{UserId: 5}, now, random())
 				return ev, rej
 			},
-			[]proto.Message{&messages.TokenIssued{TokenId: 2, UserId: 5, Token: newTok, AtMs: ms}}, ""},
+			[]proto.Message{&messages.TokenIssued{TokenId: 2, UserId: 5, TokenDigest: newDigest, AtMs: ms}}, ""},
 		{"issue admits an earlier waiter first", 2, []proto.Message{issued(1, 1), issued(2, 2), &messages.TokenActivated{TokenId: 1}},
 			func(m *queueModel) ([]proto.Message, *messages.Rejection) {
 				ev, _, rej := m.decideIssue(&messages.IssueToken{UserId: 5}, now, random())
 				return ev, rej
 			},
 			[]proto.Message{
-				&messages.TokenIssued{TokenId: 3, UserId: 5, Token: newTok, AtMs: ms},
+				&messages.TokenIssued{TokenId: 3, UserId: 5, TokenDigest: newDigest, AtMs: ms},
 				&messages.TokenActivated{TokenId: 2, AtMs: ms},
 			}, ""},
-		{"live token returned again", 1, []proto.Message{issued(1, 5)},
+		{"live token returned again with a fresh secret", 1, []proto.Message{issued(1, 5)},
 			func(m *queueModel) ([]proto.Message, *messages.Rejection) {
-				ev, tok, rej := m.decideIssue(&messages.IssueToken{UserId: 5}, now, random())
-				if tok == nil || tok.id != 1 {
-					t.Errorf("returned %v, want token 1", tok)
+				ev, secret, rej := m.decideIssue(&messages.IssueToken{UserId: 5}, now, random())
+				if secret != newTok {
+					t.Errorf("returned secret %q, want %q", secret, newTok)
 				}
 				return ev, rej
-			}, nil, ""},
+			}, []proto.Message{&messages.TokenRekeyed{TokenId: 1, TokenDigest: newDigest, AtMs: ms}}, ""},
 		{"expired token replaced", 1, []proto.Message{issued(1, 5), &messages.TokenActivated{TokenId: 1}, &messages.TokenExpired{TokenId: 1, Reason: "paid"}},
 			func(m *queueModel) ([]proto.Message, *messages.Rejection) {
 				ev, _, rej := m.decideIssue(&messages.IssueToken{UserId: 5}, now, random())
 				return ev, rej
 			},
 			[]proto.Message{
-				&messages.TokenIssued{TokenId: 2, UserId: 5, Token: newTok, AtMs: ms},
+				&messages.TokenIssued{TokenId: 2, UserId: 5, TokenDigest: newDigest, AtMs: ms},
 				&messages.TokenActivated{TokenId: 2, AtMs: ms},
 			}, ""},
 		{"bad user", 1, nil,
@@ -348,9 +349,26 @@ func TestQueueTokenLifecycle(t *testing.T) {
 	if h.tokens.Active() != 2 || h.tokens.Waiting() != 3 {
 		t.Fatalf("table: active %d waiting %d", h.tokens.Active(), h.tokens.Waiting())
 	}
-	if again := h.issue(t, 4); again.GetToken() != tok[4].GetToken() || again.GetPosition() != 2 {
-		t.Fatalf("second issue for user 4: %v", again)
+	// Asking again: the same token and place, with a fresh secret; the old
+	// secret no longer works (only digests are kept: a secret is handed out
+	// once).
+	again := h.issue(t, 4)
+	if again.GetId() != tok[4].GetId() || again.GetToken() == tok[4].GetToken() || again.GetPosition() != 2 {
+		t.Fatalf("second issue for user 4: %v, first %v", again, tok[4])
 	}
+	if _, ok := h.tokens.Check(tok[4].GetToken(), clock.Now()); ok {
+		t.Fatal("the replaced secret still passes the token table")
+	}
+	if _, err := h.get(t, tok[4].GetToken()); err == nil {
+		t.Fatal("the replaced secret is still known to the queue manager")
+	}
+	if st, pos := h.status(t, again.GetToken()); st != tsWait || pos != 2 {
+		t.Fatalf("the new secret: %v at %d", st, pos)
+	}
+	if len(again.GetTokenDigest()) != 0 {
+		t.Fatal("the answer carries the stored digest")
+	}
+	tok[4] = again
 	created := clock.Now().UnixMilli()
 	if w := tok[4]; w.GetCreatedAtMs() != created || w.GetExpiresAtMs() != created+100 || w.GetUserId() != 4 || w.GetId() == 0 {
 		t.Fatalf("token fields: %v", w)
@@ -434,7 +452,7 @@ func TestQueueConcurrentIssue(t *testing.T) {
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	byUser := map[int64]map[string]bool{}
+	byUser := map[int64]map[int64]bool{} // user → the token ids it was given
 	for i := range users * 3 {
 		wg.Go(func() {
 			<-start
@@ -446,9 +464,9 @@ func TestQueueConcurrentIssue(t *testing.T) {
 			}
 			mu.Lock()
 			if byUser[u] == nil {
-				byUser[u] = map[string]bool{}
+				byUser[u] = map[int64]bool{}
 			}
-			byUser[u][res.GetToken().GetToken()] = true
+			byUser[u][res.GetToken().GetId()] = true
 			mu.Unlock()
 		})
 	}
@@ -456,12 +474,14 @@ func TestQueueConcurrentIssue(t *testing.T) {
 	wg.Wait()
 	positions := map[int64]bool{}
 	actives := 0
-	for u, toks := range byUser {
-		if len(toks) != 1 {
-			t.Fatalf("user %d got %d tokens", u, len(toks))
+	for u, ids := range byUser {
+		if len(ids) != 1 {
+			t.Fatalf("user %d got %d tokens", u, len(ids))
 		}
-		for tok := range toks {
-			st, pos := h.status(t, tok)
+		// Each answer had a fresh secret, the last one written wins: ask
+		// once more for one that works (the place does not change).
+		for range ids {
+			st, pos := h.status(t, h.issue(t, u).GetToken())
 			switch st {
 			case tsActive:
 				actives++

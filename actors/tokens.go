@@ -85,10 +85,17 @@ func NewTokenTable() *TokenTable {
 // Check looks a token up and, when ACTIVE, records the use (for idle expiry).
 // It reports false for a token the table does not know (never issued, or
 // expired and no longer retained by the queue manager).
+//
+// The table knows tokens by the digest of their secret (digestOf), so a
+// check costs one SHA-256 of the presented token; an empty token is unknown.
 func (t *TokenTable) Check(token string, now time.Time) (TokenCheck, bool) {
-	s := t.shard(token)
+	if token == "" {
+		return TokenCheck{}, false
+	}
+	key := digestOf(token)
+	s := t.shard(key)
 	s.mu.RLock()
-	e := s.m[token]
+	e := s.m[key]
 	s.mu.RUnlock()
 	if e == nil {
 		return TokenCheck{}, false
@@ -117,18 +124,25 @@ func (t *TokenTable) shard(token string) *tokenShard {
 
 // The methods below are the queue manager's: one writer at a time.
 
-// tokenChange is one durable change to publish: the entry of token moves to
-// status (paid), or leaves the table when status is 0.
+// tokenChange is one durable change to publish: the entry of token (the
+// digest of its secret) moves to status (paid), or leaves the table when
+// status is 0; or, when rekeyedFrom is set, the entry known by that digest
+// is known by token instead.
 type tokenChange struct {
-	token  string
-	entry  *tokenEntry
-	status messages.TokenStatus
-	paid   bool
+	token       string
+	entry       *tokenEntry
+	status      messages.TokenStatus
+	paid        bool
+	rekeyedFrom string
 }
 
 // apply publishes changes in order.
 func (t *TokenTable) apply(changes []tokenChange) {
 	for _, c := range changes {
+		if c.rekeyedFrom != "" {
+			t.rekey(c.rekeyedFrom, c.token, c.entry)
+			continue
+		}
 		if c.status == 0 {
 			t.unpublish(c.token, c.entry)
 		} else {
@@ -159,6 +173,26 @@ func (t *TokenTable) publish(token string, e *tokenEntry, st messages.TokenStatu
 	}
 	t.count(old, -1)
 	t.count(st, 1)
+}
+
+// rekey moves e from key old to key new (the token's new secret); its
+// status and counts do not change. An entry not published yet is left to
+// its publication.
+func (t *TokenTable) rekey(old, new string, e *tokenEntry) {
+	s := t.shard(old)
+	s.mu.Lock()
+	found := s.m[old] == e
+	if found {
+		delete(s.m, old)
+	}
+	s.mu.Unlock()
+	if !found {
+		return
+	}
+	s = t.shard(new)
+	s.mu.Lock()
+	s.m[new] = e
+	s.mu.Unlock()
 }
 
 // unpublish removes token's entry if it is e.

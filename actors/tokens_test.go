@@ -21,8 +21,8 @@ func TestTokenTable(t *testing.T) {
 	if _, ok := tt.Check("a", now); ok {
 		t.Fatal("an entry not published is visible")
 	}
-	tt.publish("a", a, messages.TokenStatus_TOKEN_WAIT, false)
-	tt.publish("b", b, messages.TokenStatus_TOKEN_ACTIVE, false)
+	tt.publish(digestOf("a"), a, messages.TokenStatus_TOKEN_WAIT, false)
+	tt.publish(digestOf("b"), b, messages.TokenStatus_TOKEN_ACTIVE, false)
 	if tt.Waiting() != 1 || tt.Active() != 1 {
 		t.Fatalf("waiting %d active %d", tt.Waiting(), tt.Active())
 	}
@@ -62,12 +62,12 @@ func TestTokenTable(t *testing.T) {
 	// right and inherits the last use.
 	a2 := newTokenEntry(1, 10, now.UnixNano())
 	a.last.Store(later.UnixNano())
-	tt.publish("a", a2, messages.TokenStatus_TOKEN_WAIT, false)
+	tt.publish(digestOf("a"), a2, messages.TokenStatus_TOKEN_WAIT, false)
 	if tt.Waiting() != 1 || tt.Active() != 0 || a2.last.Load() != later.UnixNano() {
 		t.Fatalf("after replace: waiting %d active %d last %d", tt.Waiting(), tt.Active(), a2.last.Load())
 	}
 	// Removing an entry that is no longer the token's does nothing.
-	tt.unpublish("a", a)
+	tt.unpublish(digestOf("a"), a)
 	if _, ok := tt.Check("a", now); !ok || tt.Waiting() != 1 {
 		t.Fatal("a stale entry removed the current one")
 	}
@@ -89,8 +89,8 @@ func TestTokenTableTouchReports(t *testing.T) {
 	now := wqNow()
 	a := newTokenEntry(1, 10, now.UnixNano())
 	w := newTokenEntry(2, 20, now.UnixNano())
-	tt.publish("a", a, messages.TokenStatus_TOKEN_ACTIVE, false)
-	tt.publish("w", w, messages.TokenStatus_TOKEN_WAIT, false)
+	tt.publish(digestOf("a"), a, messages.TokenStatus_TOKEN_ACTIVE, false)
+	tt.publish(digestOf("w"), w, messages.TokenStatus_TOKEN_WAIT, false)
 	drain := func() []int64 {
 		var ids []int64
 		tt.drainTouched(func(e *tokenEntry) { ids = append(ids, e.tokenID) })
@@ -138,13 +138,13 @@ func TestTokenTableConcurrent(t *testing.T) {
 	entries := make([]*tokenEntry, n)
 	for i := range n {
 		entries[i] = newTokenEntry(int64(i), int64(i), 0)
-		tt.publish(fmt.Sprintf("t%d", i), entries[i], messages.TokenStatus_TOKEN_WAIT, false)
+		tt.publish(digestOf(fmt.Sprintf("t%d", i)), entries[i], messages.TokenStatus_TOKEN_WAIT, false)
 	}
 	reported := 0
 	for i := range n {
-		tt.publish(fmt.Sprintf("t%d", i), entries[i], messages.TokenStatus_TOKEN_ACTIVE, false)
+		tt.publish(digestOf(fmt.Sprintf("t%d", i)), entries[i], messages.TokenStatus_TOKEN_ACTIVE, false)
 		if i%2 == 0 {
-			tt.unpublish(fmt.Sprintf("t%d", i), entries[i])
+			tt.unpublish(digestOf(fmt.Sprintf("t%d", i)), entries[i])
 		}
 		if i%100 == 0 {
 			tt.drainTouched(func(*tokenEntry) { reported++ })
@@ -170,7 +170,7 @@ func BenchmarkTokenTableCheck(b *testing.B) {
 		if i%10 == 0 {
 			st = messages.TokenStatus_TOKEN_ACTIVE
 		}
-		tt.publish(tokens[i], newTokenEntry(int64(i), int64(i), now.UnixNano()), st, false)
+		tt.publish(digestOf(tokens[i]), newTokenEntry(int64(i), int64(i), now.UnixNano()), st, false)
 	}
 	var seed atomic.Int64
 	b.SetParallelism(16) // many goroutines per core, as under HTTP load

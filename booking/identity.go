@@ -6,24 +6,13 @@ import (
 	"github.com/concert/ticketing/messages"
 )
 
-// Codes of the trusted-identity mode (see WithIdentity).
-const (
-	// CodeIdentityRequired (403): the mode is on and the request carries no
-	// identity — it did not come through the gateway. Not a 401: a 401
-	// must name a scheme (WWW-Authenticate) the client can answer, and
-	// this service has none; the gateway does the authenticating.
-	CodeIdentityRequired = "IDENTITY_REQUIRED"
-	// CodeIdentityMismatch (403): the request acts for a user other than
-	// its identity.
-	CodeIdentityMismatch = "IDENTITY_MISMATCH"
-)
-
 type identityKey struct{}
 
 // WithIdentity returns ctx carrying the user id an authenticating gateway
 // vouched for (the trusted-identity mode). Every call the service makes on
 // behalf of a user — by the userId it names or by the user its token
-// belongs to — then refuses any other user with IDENTITY_MISMATCH. A
+// belongs to — then refuses any other user with IDENTITY_MISMATCH (403;
+// IDENTITY_REQUIRED, 403, is the HTTP layer's for a request without one). A
 // context without an identity is not checked (the mode is off).
 func WithIdentity(ctx context.Context, userID int64) context.Context {
 	return context.WithValue(ctx, identityKey{}, userID)
@@ -38,7 +27,7 @@ func identity(ctx context.Context) (int64, bool) {
 // sameIdentity refuses a call for userID when ctx carries another identity.
 func sameIdentity(ctx context.Context, userID int64) error {
 	if id, ok := identity(ctx); ok && id != userID {
-		return messages.Reject(CodeIdentityMismatch, "the request acts for another user than its identity")
+		return messages.Reject(messages.CodeIdentityMismatch, "the request acts for another user than its identity")
 	}
 	return nil
 }

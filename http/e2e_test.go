@@ -254,8 +254,15 @@ func TestE2EUsersAndQueue(t *testing.T) {
 	require.Equal(t, "WAIT", tb["status"])
 	require.Equal(t, int64(1), num(t, tb["position"]))
 	bobTok := tb["token"].(string)
+	// One live token per user: asking again answers the same token and
+	// place with a fresh secret (only its digest is stored), and the old
+	// secret stops working.
 	again := e.ok(200, e.do("POST", "/users/token", map[string]any{"userId": bob}, nil))
-	require.Equal(t, bobTok, again["token"], "one live token per user")
+	require.Equal(t, tb["id"], again["id"], "one live token per user")
+	require.Equal(t, int64(1), num(t, again["position"]), "asking again keeps the place")
+	require.NotEqual(t, bobTok, again["token"], "a fresh secret")
+	e.fails(401, "TOKEN_INVALID", e.do("GET", "/users/token", nil, bearer(bobTok)))
+	bobTok = again["token"].(string)
 
 	got := e.ok(200, e.do("GET", "/users/token", nil, bearer(bobTok)))
 	require.Equal(t, "WAIT", got["status"])

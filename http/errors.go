@@ -45,6 +45,10 @@ var statusOfCode = map[string]int{
 	messages.CodeStoreUnavailable:     stdhttp.StatusServiceUnavailable,
 	messages.CodePayloadTooLarge:      stdhttp.StatusRequestEntityTooLarge,
 	messages.CodeNotFound:             stdhttp.StatusNotFound,
+	// Not 401: a 401 must name a scheme (WWW-Authenticate) the client can
+	// answer; in the trusted-identity mode the gateway authenticates.
+	messages.CodeIdentityRequired: stdhttp.StatusForbidden,
+	messages.CodeIdentityMismatch: stdhttp.StatusForbidden,
 }
 
 // apiError is the one error body of the API.

@@ -1,7 +1,6 @@
 package http
 
 import (
-	stdhttp "net/http"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -17,11 +16,8 @@ import (
 // queue token belongs to, must be the same (booking.WithIdentity). The
 // service must then be reachable only through the gateway, which must set
 // (or remove) the header on every request it forwards: a client that can
-// reach the service directly can name any user.
-func init() {
-	statusOfCode[booking.CodeIdentityRequired] = stdhttp.StatusForbidden
-	statusOfCode[booking.CodeIdentityMismatch] = stdhttp.StatusForbidden
-}
+// reach the service directly can name any user. Both refusals are 403
+// (errors.go): IDENTITY_REQUIRED, IDENTITY_MISMATCH.
 
 // maxIdentityLen bounds the identity header's text: a positive int64.
 const maxIdentityLen = 64
@@ -39,7 +35,7 @@ func (h *handlers) identity(c *fiber.Ctx) error {
 	}
 	id, err := strconv.ParseInt(v, 10, 64)
 	if v == "" || err != nil || id <= 0 || v[0] == '+' {
-		return messages.Reject(booking.CodeIdentityRequired, "this route needs the user identity the gateway sets in %s", h.identityHeader)
+		return messages.Reject(messages.CodeIdentityRequired, "this route needs the user identity the gateway sets in %s", h.identityHeader)
 	}
 	c.SetUserContext(booking.WithIdentity(c.UserContext(), id))
 	return c.Next()

@@ -654,13 +654,16 @@ func (x *HoldSlotReleased) GetReservationId() int64 {
 	return 0
 }
 
-// TokenIssued: a user joined the waiting line.
+// TokenIssued: a user joined the waiting line. The token's secret is never
+// journaled: token_digest is its SHA-256. (token held the secret itself in
+// events written before digests; replay digests it.)
 type TokenIssued struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TokenId       int64                  `protobuf:"varint,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	UserId        int64                  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	Token         string                 `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
 	AtMs          int64                  `protobuf:"varint,4,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	TokenDigest   []byte                 `protobuf:"bytes,5,opt,name=token_digest,json=tokenDigest,proto3" json:"token_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -723,6 +726,76 @@ func (x *TokenIssued) GetAtMs() int64 {
 	return 0
 }
 
+func (x *TokenIssued) GetTokenDigest() []byte {
+	if x != nil {
+		return x.TokenDigest
+	}
+	return nil
+}
+
+// TokenRekeyed: the user asked for its token again and got a fresh secret
+// for the same token (same id, status and place in line); the previous
+// secret stops working. token_digest is the new secret's SHA-256.
+type TokenRekeyed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       int64                  `protobuf:"varint,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenDigest   []byte                 `protobuf:"bytes,2,opt,name=token_digest,json=tokenDigest,proto3" json:"token_digest,omitempty"`
+	AtMs          int64                  `protobuf:"varint,3,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenRekeyed) Reset() {
+	*x = TokenRekeyed{}
+	mi := &file_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenRekeyed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenRekeyed) ProtoMessage() {}
+
+func (x *TokenRekeyed) ProtoReflect() protoreflect.Message {
+	mi := &file_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenRekeyed.ProtoReflect.Descriptor instead.
+func (*TokenRekeyed) Descriptor() ([]byte, []int) {
+	return file_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TokenRekeyed) GetTokenId() int64 {
+	if x != nil {
+		return x.TokenId
+	}
+	return 0
+}
+
+func (x *TokenRekeyed) GetTokenDigest() []byte {
+	if x != nil {
+		return x.TokenDigest
+	}
+	return nil
+}
+
+func (x *TokenRekeyed) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
 // TokenActivated: the token left the line and may reserve and pay.
 type TokenActivated struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -734,7 +807,7 @@ type TokenActivated struct {
 
 func (x *TokenActivated) Reset() {
 	*x = TokenActivated{}
-	mi := &file_events_proto_msgTypes[11]
+	mi := &file_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +819,7 @@ func (x *TokenActivated) String() string {
 func (*TokenActivated) ProtoMessage() {}
 
 func (x *TokenActivated) ProtoReflect() protoreflect.Message {
-	mi := &file_events_proto_msgTypes[11]
+	mi := &file_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +832,7 @@ func (x *TokenActivated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenActivated.ProtoReflect.Descriptor instead.
 func (*TokenActivated) Descriptor() ([]byte, []int) {
-	return file_events_proto_rawDescGZIP(), []int{11}
+	return file_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TokenActivated) GetTokenId() int64 {
@@ -788,7 +861,7 @@ type TokenExpired struct {
 
 func (x *TokenExpired) Reset() {
 	*x = TokenExpired{}
-	mi := &file_events_proto_msgTypes[12]
+	mi := &file_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +873,7 @@ func (x *TokenExpired) String() string {
 func (*TokenExpired) ProtoMessage() {}
 
 func (x *TokenExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_events_proto_msgTypes[12]
+	mi := &file_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +886,7 @@ func (x *TokenExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenExpired.ProtoReflect.Descriptor instead.
 func (*TokenExpired) Descriptor() ([]byte, []int) {
-	return file_events_proto_rawDescGZIP(), []int{12}
+	return file_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TokenExpired) GetTokenId() int64 {
@@ -849,7 +922,7 @@ type TokensTouched struct {
 
 func (x *TokensTouched) Reset() {
 	*x = TokensTouched{}
-	mi := &file_events_proto_msgTypes[13]
+	mi := &file_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +934,7 @@ func (x *TokensTouched) String() string {
 func (*TokensTouched) ProtoMessage() {}
 
 func (x *TokensTouched) ProtoReflect() protoreflect.Message {
-	mi := &file_events_proto_msgTypes[13]
+	mi := &file_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +947,7 @@ func (x *TokensTouched) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokensTouched.ProtoReflect.Descriptor instead.
 func (*TokensTouched) Descriptor() ([]byte, []int) {
-	return file_events_proto_rawDescGZIP(), []int{13}
+	return file_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TokensTouched) GetTokenIds() []int64 {
@@ -939,12 +1012,17 @@ const file_events_proto_rawDesc = "" +
 	"\x0ereservation_id\x18\x01 \x01(\x03R\rreservationId\x12\"\n" +
 	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs\"9\n" +
 	"\x10HoldSlotReleased\x12%\n" +
-	"\x0ereservation_id\x18\x01 \x01(\x03R\rreservationId\"l\n" +
+	"\x0ereservation_id\x18\x01 \x01(\x03R\rreservationId\"\x8f\x01\n" +
 	"\vTokenIssued\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\x03R\atokenId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\tR\x05token\x12\x13\n" +
-	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\"@\n" +
+	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\x12!\n" +
+	"\ftoken_digest\x18\x05 \x01(\fR\vtokenDigest\"a\n" +
+	"\fTokenRekeyed\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\x03R\atokenId\x12!\n" +
+	"\ftoken_digest\x18\x02 \x01(\fR\vtokenDigest\x12\x13\n" +
+	"\x05at_ms\x18\x03 \x01(\x03R\x04atMs\"@\n" +
 	"\x0eTokenActivated\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\x03R\atokenId\x12\x13\n" +
 	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs\"V\n" +
@@ -968,7 +1046,7 @@ func file_events_proto_rawDescGZIP() []byte {
 	return file_events_proto_rawDescData
 }
 
-var file_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_events_proto_goTypes = []any{
 	(*SeatHeld)(nil),             // 0: concert.messages.SeatHeld
 	(*HoldCancelled)(nil),        // 1: concert.messages.HoldCancelled
@@ -981,9 +1059,10 @@ var file_events_proto_goTypes = []any{
 	(*HoldSlotTaken)(nil),        // 8: concert.messages.HoldSlotTaken
 	(*HoldSlotReleased)(nil),     // 9: concert.messages.HoldSlotReleased
 	(*TokenIssued)(nil),          // 10: concert.messages.TokenIssued
-	(*TokenActivated)(nil),       // 11: concert.messages.TokenActivated
-	(*TokenExpired)(nil),         // 12: concert.messages.TokenExpired
-	(*TokensTouched)(nil),        // 13: concert.messages.TokensTouched
+	(*TokenRekeyed)(nil),         // 11: concert.messages.TokenRekeyed
+	(*TokenActivated)(nil),       // 12: concert.messages.TokenActivated
+	(*TokenExpired)(nil),         // 13: concert.messages.TokenExpired
+	(*TokensTouched)(nil),        // 14: concert.messages.TokensTouched
 }
 var file_events_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -1004,7 +1083,7 @@ func file_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_events_proto_rawDesc), len(file_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

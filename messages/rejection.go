@@ -43,4 +43,8 @@ const (
 	CodeStoreUnavailable     = "STORE_UNAVAILABLE"
 	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
 	CodeNotFound             = "NOT_FOUND"
+	// The trusted-identity mode (booking.WithIdentity): the request carries
+	// no identity from the gateway, or acts for another user than it.
+	CodeIdentityRequired = "IDENTITY_REQUIRED"
+	CodeIdentityMismatch = "IDENTITY_MISMATCH"
 )

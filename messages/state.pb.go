@@ -692,6 +692,10 @@ type Token struct {
 	ExpiresAtMs int64 `protobuf:"varint,8,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
 	// expired_reason says why an EXPIRED token expired ("paid", "idle", "abandoned").
 	ExpiredReason string `protobuf:"bytes,9,opt,name=expired_reason,json=expiredReason,proto3" json:"expired_reason,omitempty"`
+	// token_digest is the SHA-256 of the secret. A stored token (journal,
+	// snapshot) has only the digest and an empty token; an answer to its
+	// owner carries the secret in token.
+	TokenDigest   []byte `protobuf:"bytes,10,opt,name=token_digest,json=tokenDigest,proto3" json:"token_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -787,6 +791,13 @@ func (x *Token) GetExpiredReason() string {
 		return x.ExpiredReason
 	}
 	return ""
+}
+
+func (x *Token) GetTokenDigest() []byte {
+	if x != nil {
+		return x.TokenDigest
+	}
+	return nil
 }
 
 // QueueSnapshot holds the live tokens in line order (WAIT ones in FIFO order).
@@ -949,7 +960,7 @@ const file_state_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12#\n" +
 	"\rbalance_after\x18\x03 \x01(\x03R\fbalanceAfter\x12\x13\n" +
-	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\"\xaa\x02\n" +
+	"\x05at_ms\x18\x04 \x01(\x03R\x04atMs\"\xcd\x02\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x14\n" +
@@ -960,7 +971,9 @@ const file_state_proto_rawDesc = "" +
 	"\fupdate_at_ms\x18\a \x01(\x03R\n" +
 	"updateAtMs\x12\"\n" +
 	"\rexpires_at_ms\x18\b \x01(\x03R\vexpiresAtMs\x12%\n" +
-	"\x0eexpired_reason\x18\t \x01(\tR\rexpiredReason\"d\n" +
+	"\x0eexpired_reason\x18\t \x01(\tR\rexpiredReason\x12!\n" +
+	"\ftoken_digest\x18\n" +
+	" \x01(\fR\vtokenDigest\"d\n" +
 	"\rQueueSnapshot\x12\"\n" +
 	"\rnext_token_id\x18\x01 \x01(\x03R\vnextTokenId\x12/\n" +
 	"\x06tokens\x18\x02 \x03(\v2\x17.concert.messages.TokenR\x06tokens\"9\n" +
