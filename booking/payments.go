@@ -58,7 +58,7 @@ func (s *Service) Pay(ctx context.Context, token string, reservationID, amount i
 	if err != nil {
 		return Receipt{}, err
 	}
-	s.expireToken(ctx, token)
+	s.settle(ctx, func(ctx context.Context) { s.expireToken(ctx, token) })
 	return Receipt{
 		ReservationID: r.GetId(),
 		Amount:        r.GetPaidAmount(),
@@ -94,10 +94,8 @@ func (s *Service) recorded(ctx context.Context, userID int64, key string, reserv
 
 // expireToken ends the token of a user who paid. The payment is durable
 // already, so a failure here is only logged: the token then expires by
-// idleness.
+// idleness. Run it with settle.
 func (s *Service) expireToken(ctx context.Context, token string) {
-	ctx, cancel := s.detached(ctx)
-	defer cancel()
 	reply, err := s.router.Request(ctx, kindQueue, queueID, &messages.ExpireToken{Token: token, Reason: "paid"})
 	if tr, ok := reply.(*messages.TokenResult); ok && tr.GetRejection() != nil {
 		err = tr.GetRejection()

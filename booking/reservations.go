@@ -32,7 +32,7 @@ func (s *Service) Hold(ctx context.Context, token string, userID, seatID int64) 
 		UserId: userID, ReservationId: r.GetId(), ExpiresAtMs: r.GetExpiresAtMs(),
 	}))
 	if err != nil {
-		s.undoHold(ctx, r)
+		s.settle(ctx, func(ctx context.Context) { s.undoHold(ctx, r) })
 		return nil, err
 	}
 	return r, nil
@@ -40,10 +40,8 @@ func (s *Service) Hold(ctx context.Context, token string, userID, seatID int64) 
 
 // undoHold cancels a hold whose slot was refused or is in doubt, so the
 // client's error answer leaves no seat held. Best effort: a hold that cannot
-// be cancelled now still expires by itself.
+// be cancelled now still expires by itself. Run it with settle.
 func (s *Service) undoHold(ctx context.Context, r *messages.Reservation) {
-	ctx, cancel := s.detached(ctx)
-	defer cancel()
 	_, err := reservationOf(s.router.Request(ctx, kindSeat, id(r.GetConcertOptionId()),
 		&messages.CancelReservation{ReservationId: r.GetId(), UserId: r.GetUserId()}))
 	if err != nil {

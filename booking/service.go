@@ -98,4 +98,22 @@ func (s *Service) detached(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 }
 
+// settle runs a compensating or follow-up step on a detached context (it
+// completes even if the request ends) and waits for it only while the
+// request's own context allows: an answer never waits past the request's
+// deadline for it — the step then finishes in the background.
+func (s *Service) settle(ctx context.Context, step func(context.Context)) {
+	done := make(chan struct{})
+	dctx, cancel := s.detached(ctx)
+	go func() {
+		defer close(done)
+		defer cancel()
+		step(dctx)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
 func id(n int64) string { return strconv.FormatInt(n, 10) }

@@ -342,6 +342,7 @@ type Report struct {
 	// SlowestAnswer is the longest time a request took to be answered
 	// (any answer).
 	SlowestAnswer time.Duration
+	SlowestOp     string
 	Ops           int // operations recorded
 	Acknowledged  int
 	Lost          int
@@ -371,6 +372,9 @@ func (r *Report) Summary() string {
 		r.Seed, r.Faults, r.Fault, r.SlowestRecovery.Round(time.Millisecond), r.Ops, r.Acknowledged, r.Unknown, r.Refused,
 		r.SlowestAnswer.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(&b, "acknowledged operations lost: %d\n", r.Lost)
+	if r.SlowestOp != "" {
+		fmt.Fprintf(&b, "slowest answer: %s (%s)\n", r.SlowestOp, r.SlowestAnswer.Round(time.Millisecond))
+	}
 	fmt.Fprintf(&b, "linearizability: %d of %d partitions (seats and wallets) linearizable, %d not, %d undecided (checked in %s)\n",
 		r.Linearizable, r.Partitions, len(r.NotLinear), len(r.Undecided), r.CheckDuration.Round(time.Millisecond))
 	fmt.Fprintf(&b, "invariant violations: %d; 5xx answers other than 503: %d\n", len(r.Violations), r.ServerErrors)
@@ -402,8 +406,8 @@ func Check(f Facts, timeout time.Duration) *Report {
 		if (op.Status == 503 || op.Status == 429) && op.RetryAfter == "" {
 			r.Violations = append(r.Violations, fmt.Sprintf("%d without Retry-After: %s", op.Status, op))
 		}
-		if op.Outcome != Refused && op.Status != 0 {
-			r.SlowestAnswer = max(r.SlowestAnswer, time.Duration(op.Return-op.Call))
+		if d := time.Duration(op.Return - op.Call); op.Outcome != Refused && op.Status != 0 && d > r.SlowestAnswer {
+			r.SlowestAnswer, r.SlowestOp = d, op.String()
 		}
 	}
 	inv := CheckInvariants(f)
