@@ -145,7 +145,7 @@ func journalStatuses(t *testing.T, j *actortest.MemJournal) map[string]messages.
 			byID[ev.GetTokenId()] = d
 			out[d] = tsWait
 		case *messages.TokenRekeyed:
-			old, d := byID[ev.GetTokenId()], string(ev.GetTokenDigest())
+			old, d := byID[ev.GetTokenId()], digestKey(ev.GetTokenDigest())
 			byID[ev.GetTokenId()], out[d] = d, out[old]
 			delete(out, old)
 		case *messages.TokenActivated:

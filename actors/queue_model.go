@@ -22,8 +22,8 @@ const queueChunk = 1000
 // qtoken is one token in the queue manager's state.
 type qtoken struct {
 	id, userID int64
-	// digest is the SHA-256 of the token's secret (digestOf): the secret
-	// itself is kept nowhere, neither here nor in the journal.
+	// digest is the key of the token's secret (digestOf: its SHA-256): the
+	// secret itself is kept nowhere, neither here nor in the journal.
 	digest    string
 	status    messages.TokenStatus
 	createdMs int64
@@ -174,7 +174,7 @@ func (m *queueModel) decideIssue(c *messages.IssueToken, now time.Time, random i
 	if err != nil {
 		return nil, "", messages.Reject(messages.CodeStoreUnavailable, "cannot issue a token: %v", err)
 	}
-	digest, nowMs := []byte(digestOf(secret)), now.UnixMilli()
+	digest, nowMs := storedDigest(digestOf(secret)), now.UnixMilli()
 	if t := m.byUser[c.GetUserId()]; t != nil {
 		m.touch(t, now)
 		return []proto.Message{&messages.TokenRekeyed{TokenId: t.id, TokenDigest: digest, AtMs: nowMs}}, secret, nil
@@ -184,18 +184,28 @@ func (m *queueModel) decideIssue(c *messages.IssueToken, now time.Time, random i
 	return append(events, m.admissions(nowMs, 0, nil, id)...), secret, nil
 }
 
-// digestOf is the digest a token's secret is known by: its SHA-256, as a
-// string of 32 bytes.
+// digestOf is the key a token's secret is known by: its SHA-256, in
+// unpadded base64url (text, so that it can travel in proto strings).
 func digestOf(secret string) string {
 	d := sha256.Sum256([]byte(secret))
-	return string(d[:])
+	return base64.RawURLEncoding.EncodeToString(d[:])
 }
 
-// issuedDigest is the digest of an issued token: its own, or that of the
+// digestKey is the key of a stored digest (the 32 bytes of a journaled or
+// snapshotted token_digest).
+func digestKey(digest []byte) string { return base64.RawURLEncoding.EncodeToString(digest) }
+
+// storedDigest is the inverse of digestKey, for the journal and snapshots.
+func storedDigest(key string) []byte {
+	b, _ := base64.RawURLEncoding.DecodeString(key)
+	return b
+}
+
+// issuedDigest is the key of an issued token: its digest's, or that of the
 // secret an event written before digests carried.
 func issuedDigest(digest []byte, legacySecret string) string {
 	if len(digest) > 0 {
-		return string(digest)
+		return digestKey(digest)
 	}
 	return digestOf(legacySecret)
 }
@@ -326,7 +336,7 @@ func (m *queueModel) Apply(event proto.Message) {
 		m.changed(t)
 	case *messages.TokenRekeyed:
 		t := m.byID[e.GetTokenId()]
-		digest := string(e.GetTokenDigest())
+		digest := digestKey(e.GetTokenDigest())
 		if t == nil || t.status == messages.TokenStatus_TOKEN_EXPIRED || len(digest) == 0 || m.byToken[digest] != nil {
 			return
 		}

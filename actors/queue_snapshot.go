@@ -55,7 +55,7 @@ func (m *queueModel) Snapshot() proto.Message {
 func (m *queueModel) fill(v *messages.Token, t *qtoken) {
 	v.Id = t.id
 	v.UserId = t.userID
-	v.TokenDigest = []byte(t.digest)
+	v.TokenDigest = storedDigest(t.digest)
 	v.Status = t.status
 	v.CreatedAtMs = t.createdMs
 	v.UpdateAtMs = t.updatedMs
