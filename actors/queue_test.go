@@ -90,7 +90,7 @@ func TestQueueDecisions(t *testing.T) {
 	now := wqNow()
 	ms := now.UnixMilli()
 	random := func() *bytes.Reader { return bytes.NewReader(bytes.Repeat([]byte{0xAB}, 64)) }
-	newTok := "q6urq6urq6urq6urq6urqw"    // base64url of 16 × 0xAB
+	newTok := "q6urq6urq6urq6urq6urqw"          // base64url of 16 × 0xAB
 	newDigest := storedDigest(digestOf(newTok)) // only the digest is journaled
 	tests := []struct {
 		name    string
