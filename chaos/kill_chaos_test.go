@@ -86,10 +86,18 @@ func TestKillNineChaos(t *testing.T) {
 		_ = os.RemoveAll(dir)
 	}
 	// The checker is not blind: the same history with one acknowledged
-	// point missing at the end fails both checks.
-	bad := chaos.Check(rep.Facts.Tampered(), cfg.CheckTimeout)
-	if bad.Lost == 0 || len(bad.NotLinear) == 0 {
-		t.Fatalf("a tampered history passed the checks:\n%s", bad.Summary())
+	// point missing at the end fails both checks. (Proving a history not
+	// linearizable means trying every order, which the long run's wallets,
+	// with a thousand operations of unknown outcome, make too costly: there
+	// only the invariants are checked on it.)
+	tampered := rep.Facts.Tampered()
+	if inv := chaos.CheckInvariants(tampered); inv.Lost == 0 {
+		t.Fatal("a tampered history passed the invariants")
+	}
+	if !*long {
+		if bad := chaos.Check(tampered, cfg.CheckTimeout); len(bad.NotLinear) == 0 {
+			t.Fatalf("a tampered history passed the linearizability check:\n%s", bad.Summary())
+		}
 	}
 	if rep.Faults != cfg.Faults {
 		t.Fatalf("survived %d kills of %d", rep.Faults, cfg.Faults)

@@ -340,14 +340,30 @@ type tokenHolder struct {
 }
 
 // get returns the user's token, asking for one when there is none ("" if
-// that failed).
+// that failed, after a pause: the caller skips its turn).
 func (t *tokenHolder) get(c *Client, user int64) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tok == "" {
-		_, t.tok = c.Token(user)
+		var op *Op
+		op, t.tok = c.Token(user)
+		if t.tok == "" {
+			pause(op)
+		}
 	}
 	return t.tok
+}
+
+// pause backs off after an operation that got no useful answer.
+func pause(op *Op) {
+	switch {
+	case op.Outcome == Refused:
+		time.Sleep(20 * time.Millisecond) // the server is down
+	case op.RetryAfter != "":
+		time.Sleep(200 * time.Millisecond) // a 503 or 429: back off as told, a little (the run is short)
+	case op.Outcome == Unknown:
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // drop forgets tok if it is still the current token (it expired or was
@@ -391,16 +407,8 @@ func (w *worker) record(op *Op) {
 		w.oks.Add(1)
 	case Fail:
 		w.answered.Add(1)
-	case Refused:
-		time.Sleep(20 * time.Millisecond) // the server is down
-	case Unknown:
-		if op.RetryAfter != "" {
-			// A 503: back off as told, a little (the run is short).
-			time.Sleep(200 * time.Millisecond)
-		} else {
-			time.Sleep(10 * time.Millisecond)
-		}
 	}
+	pause(op)
 	if op.Outcome == Fail && tokenCodes[op.Code] {
 		// The token expired (a payment) or was replaced: ask again.
 		w.tok.drop(w.tokUsed)
