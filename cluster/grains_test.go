@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// flighty answers each request with its identity and the number of
+// requests this activation has answered, and passivates after idle: through
+// Leave (graceful) or by stopping itself at once (abrupt).
+type flighty struct {
+	identity string
+	abrupt   bool
+	n        int64
+	idle     time.Duration
+	started  *atomic.Int64
+}
+
+func (f *flighty) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		f.started.Add(1)
+		ctx.SetReceiveTimeout(f.idle)
+	case *actor.ReceiveTimeout:
+		if f.abrupt || ManagerOf(ctx) == nil {
+			ctx.Stop(ctx.Self())
+			return
+		}
+		ctx.ActorSystem().Root.RequestWithCustomSender(ManagerOf(ctx), &Leave{}, ctx.Self())
+	case *LeaveGranted:
+		ctx.Stop(ctx.Self())
+	case *wrapperspb.StringValue:
+		f.n++
+		ctx.Respond(wrapperspb.String(f.identity))
+	}
+}
+
+func startTestGrains(t *testing.T, kinds map[string]Producer) *Grains {
+	t.Helper()
+	system := actor.NewActorSystem()
+	g, err := StartGrains(system, GrainsConfig{Host: "127.0.0.1", Port: 0, Kinds: kinds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Kill)
+	return g
+}
+
+func TestGrainsReachByKindAndIdentity(t *testing.T) {
+	var started atomic.Int64
+	g := startTestGrains(t, map[string]Producer{
+		"f": func(id string) actor.Actor { return &flighty{identity: id, idle: time.Minute, started: &started} },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, id := range []string{"a", "b", "a"} {
+		res, err := g.Request(ctx, "f", id, wrapperspb.String("hi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.(*wrapperspb.StringValue).GetValue(); got != id {
+			t.Fatalf("grain %s answered as %q", id, got)
+		}
+	}
+	if started.Load() != 2 {
+		t.Fatalf("%d activations, want 2", started.Load())
+	}
+	if _, err := g.Request(ctx, "nope", "a", wrapperspb.String("hi")); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+}
+
+// TestGrainsPassivateWithoutLosingMail hammers grains that passivate after
+// 1 ms idle, so many requests race a stop: none may be lost (a lost one
+// would wait out its deadline). Both a graceful Leave and an abrupt stop are
+// covered: late messages are bounced as dead letters and retried.
+func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
+	for _, abrupt := range []bool{false, true} {
+		name := "leave"
+		if abrupt {
+			name = "abrupt"
+		}
+		t.Run(name, func(t *testing.T) {
+			var started atomic.Int64
+			g := startTestGrains(t, map[string]Producer{
+				"f": func(id string) actor.Actor {
+					return &flighty{identity: id, abrupt: abrupt, idle: time.Millisecond, started: &started}
+				},
+			})
+			const callers, perCaller = 16, 150
+			var wg sync.WaitGroup
+			var failed, slow atomic.Int64
+			start := make(chan struct{})
+			for c := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					for i := range perCaller {
+						id := []string{"x", "y", "z"}[(c+i)%3]
+						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+						t0 := time.Now()
+						_, err := g.Request(ctx, "f", id, wrapperspb.String("hi"))
+						cancel()
+						if err != nil {
+							failed.Add(1)
+						}
+						if time.Since(t0) > time.Second {
+							slow.Add(1)
+						}
+						if i%10 == 0 {
+							time.Sleep(2 * time.Millisecond) // let grains go idle
+						}
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			t.Logf("%d requests, %d activations (passivations raced), %d failed, %d slower than 1s",
+				callers*perCaller, started.Load(), failed.Load(), slow.Load())
+			if failed.Load() > 0 || slow.Load() > 0 {
+				t.Fatalf("%d requests failed and %d were slow", failed.Load(), slow.Load())
+			}
+			if started.Load() < 10 {
+				t.Fatalf("only %d activations: the test did not race passivation", started.Load())
+			}
+		})
+	}
+}
+
+var _ proto.Message = (*wrapperspb.StringValue)(nil)
