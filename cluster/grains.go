@@ -140,8 +140,15 @@ func (g *Grains) Members() []string {
 // Leave leaves the cluster gracefully: the other members stop routing here,
 // this member's grains stop (their writes finish first) and the remote
 // closes. It takes a few seconds (Proto.Actor waits 2 s for ownership to
-// move).
-func (g *Grains) Leave() { g.c.Shutdown(true) }
+// move); a cluster of one skips the wait.
+func (g *Grains) Leave() {
+	if _, alone := g.c.Config.ClusterProvider.(singleProvider); alone {
+		g.c.IdentityLookup.Shutdown() // stops the grains, waiting for each
+		g.c.Shutdown(false)
+		return
+	}
+	g.c.Shutdown(true)
+}
 
 // Kill drops out of the cluster at once, as a crash would (for tests).
 func (g *Grains) Kill() { g.c.Shutdown(false) }

@@ -51,6 +51,9 @@ type Config struct {
 	ReminderInterval time.Duration
 	NodeID           string
 	Logger           *slog.Logger
+	// Cluster places the actors: in this process (default) or as grains of
+	// a Proto.Actor cluster (node/cluster.go).
+	Cluster ClusterConfig
 }
 
 // withDefaults fills the zero fields.
@@ -94,7 +97,7 @@ type Node struct {
 	journal  *persistence.Journal
 	catalog  *persistence.Catalog
 	system   *actor.ActorSystem
-	router   *cluster.Local
+	router   placement
 	tokens   *actors.TokenTable
 	booking  *booking.Service
 	app      *fiber.App
@@ -148,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	late := &lateRouter{}
 	now := time.Now
 	admission := actors.NewAdmission(writeAdmission)
-	n.router = cluster.NewLocal(n.system, map[string]cluster.Producer{
+	kinds := map[string]cluster.Producer{
 		"seat": actors.NewSeatProducer(actors.SeatConfig{
 			Journal: n.journal, Catalog: n.catalog, Router: late,
 			HoldTTL: cfg.HoldTTL, HoldLimit: cfg.HoldLimit,
@@ -166,7 +169,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			TokenIdleTTL: cfg.TokenIdleTTL, WaitIdleTTL: cfg.WaitIdleTTL,
 			SnapshotEvery: cfg.SnapshotEvery, Now: now, Logger: cfg.Logger,
 		}),
-	}, cluster.WithMetrics(n.registry))
+	}
+	if n.router, err = place(n.system, cfg.Cluster, kinds, n.registry, cfg.Logger); err != nil {
+		n.Shutdown(context.Background())
+		return nil, fmt.Errorf("start node: %w", err)
+	}
 	late.r = n.router
 
 	// The queue manager runs its expiry timers only once activated: wake it
@@ -260,7 +267,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.router != nil {
 		n.router.Stop()
 	}
-	if n.system != nil {
+	if n.system != nil && !n.cfg.Cluster.Clustered() { // leaving a cluster shut it down
 		n.system.Shutdown()
 	}
 	if n.journal != nil {

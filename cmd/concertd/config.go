@@ -40,6 +40,9 @@ type Config struct {
 	NodeID         string        // NODE_ID, -node-id; default the host name
 	DemoData       bool          // DEMO_DATA, -demo
 	LogLevel       string        // LOG_LEVEL, -log-level: debug, info, warn or error
+
+	// Cluster settings (see clusterSettings in cluster_config.go).
+	Cluster node.ClusterConfig
 }
 
 // setting describes one configuration value. def is the default in the same
@@ -53,7 +56,9 @@ type setting struct {
 // hostname is replaceable in tests.
 var hostname = os.Hostname
 
-var settings = []setting{
+var settings = append(baseSettings, clusterSettings...)
+
+var baseSettings = []setting{
 	str("HTTP_ADDR", "http-addr", ":8080", "address the HTTP API listens on (host:port)",
 		func(c *Config) *string { return &c.HTTPAddr }),
 	str("DATABASE_URL", "database-url", "", "PostgreSQL connection URL (postgres://user@host:port/db?sslmode=disable)",
@@ -234,6 +239,9 @@ func (c Config) check() []error {
 		errs = append(errs, fmt.Errorf("DB_MAX_CONNS (%d) must exceed JOURNAL_WRITERS (%d): the journal writers would take every connection",
 			c.DBMaxConns, c.JournalWriters))
 	}
+	if err := c.Cluster.Check(); err != nil {
+		errs = append(errs, err)
+	}
 	if strings.IndexFunc(c.NodeID, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 || len(c.NodeID) > 200 {
 		errs = append(errs, fmt.Errorf("NODE_ID/-node-id: want at most 200 printable characters without spaces, got %q", c.NodeID))
 	}
@@ -257,6 +265,7 @@ func (c Config) Node(logger *slog.Logger) node.Config {
 		DBMaxConns:     c.DBMaxConns,
 		NodeID:         c.NodeID,
 		Logger:         logger,
+		Cluster:        c.Cluster,
 	}
 }
 

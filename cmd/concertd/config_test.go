@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/concert/ticketing/node"
 )
 
 func envOf(kv map[string]string) func(string) string {
@@ -30,6 +32,7 @@ func defaults() Config {
 		DBMaxConns:     16,
 		NodeID:         "testhost",
 		LogLevel:       "info",
+		Cluster:        node.ClusterConfig{Provider: "single", Name: "concert", Host: "127.0.0.1"},
 	}
 }
 
