@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/concert/ticketing/actors"
+	"github.com/concert/ticketing/booking"
 	"github.com/concert/ticketing/cluster"
 )
 
@@ -195,3 +197,43 @@ func (n *Node) ClusterMembers() []string {
 	}
 	return nil
 }
+
+// newFeed builds the node's token feed when its actors are grains: the
+// queue manager may run on another node (nil otherwise).
+func (n *Node) newFeed(r cluster.Router) *actors.TokenFeed {
+	if !n.cfg.Cluster.Clustered() {
+		return nil
+	}
+	return actors.NewTokenFeed(actors.TokenFeedConfig{
+		Table: n.tokens, Router: r, System: n.system,
+		Registerer: n.registry, Logger: n.cfg.Logger,
+	})
+}
+
+// startFeed starts subscribing once the router works, and asks for a full
+// snapshot on every topology change (the queue manager may have moved).
+func (n *Node) startFeed() {
+	if n.feed == nil {
+		return
+	}
+	if g, ok := n.router.(*cluster.Grains); ok {
+		feed := n.feed
+		g.Cluster().ActorSystem.EventStream.Subscribe(func(ev any) {
+			if _, ok := ev.(*pcluster.ClusterTopology); ok {
+				feed.Resync()
+			}
+		})
+	}
+	n.feed.Start()
+}
+
+// tokenChecker is what the booking service checks tokens with.
+func (n *Node) tokenChecker() booking.Tokens {
+	if n.feed != nil {
+		return n.feed
+	}
+	return n.tokens
+}
+
+// TokenFeed is the node's token feed (nil unless clustered), for tests.
+func (n *Node) TokenFeed() *actors.TokenFeed { return n.feed }

@@ -99,6 +99,7 @@ type Node struct {
 	system   *actor.ActorSystem
 	router   placement
 	tokens   *actors.TokenTable
+	feed     *actors.TokenFeed // nil unless clustered (node/cluster.go)
 	booking  *booking.Service
 	app      *fiber.App
 	registry *prometheus.Registry
@@ -149,6 +150,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// Actors reach each other through the router, which needs the producers
 	// first: they get a forwarder filled in once the router exists.
 	late := &lateRouter{}
+	n.feed = n.newFeed(late)
 	now := time.Now
 	admission := actors.NewAdmission(writeAdmission)
 	kinds := map[string]cluster.Producer{
@@ -168,6 +170,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			Journal: n.journal, Tokens: n.tokens, ActiveTokens: cfg.ActiveTokens,
 			TokenIdleTTL: cfg.TokenIdleTTL, WaitIdleTTL: cfg.WaitIdleTTL,
 			SnapshotEvery: cfg.SnapshotEvery, Now: now, Logger: cfg.Logger,
+			Feed: n.feed,
 		}),
 	}
 	if n.router, err = place(n.system, cfg.Cluster, kinds, n.registry, cfg.Logger); err != nil {
@@ -175,6 +178,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	late.r = n.router
+	n.startFeed()
 
 	// The queue manager runs its expiry timers only once activated: wake it
 	// now, which also proves the journal is readable.
@@ -198,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.booking = booking.New(booking.Config{
 		Catalog:        n.catalog,
 		Router:         n.router,
-		Tokens:         n.tokens,
+		Tokens:         n.tokenChecker(),
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         cfg.Logger,
 	})
@@ -263,6 +267,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.stopReminders != nil {
 		n.stopReminders()
 		<-n.remindersDone
+	}
+	if n.feed != nil {
+		n.feed.Stop()
 	}
 	if n.router != nil {
 		n.router.Stop()
