@@ -318,7 +318,9 @@ func (f *TokenFeed) subscribe(resync bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), feedRequestTimeout)
 	defer cancel()
 	res, err := f.cfg.Router.Request(ctx, "queue", "main", &clusterpb.FeedSubscribe{
-		Address: f.pid.GetAddress(), Id: f.pid.GetId(),
+		// The system's address, not the PID's: the feed actor was spawned
+		// before the remote started, when the address was still "nonhost".
+		Address: f.cfg.System.Address(), Id: f.pid.GetId(),
 		Epoch: f.epoch.Load(), Seq: f.seq.Load(), Resync: resync,
 	})
 	sub, _ := res.(*clusterpb.FeedSubscribed)

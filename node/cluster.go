@@ -145,6 +145,11 @@ func place(system *actor.ActorSystem, c ClusterConfig, kinds map[string]cluster.
 		return nil, err
 	}
 	log.Info("cluster member started", "provider", c.Provider, "address", g.Address(), "members", len(g.Members()))
+	if reg != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cluster_members", Help: "Members of the cluster this node sees, itself included.",
+		}, func() float64 { return float64(g.Cluster().MemberList.Length()) }))
+	}
 	return g, nil
 }
 
