@@ -121,7 +121,18 @@ func NewTokenFeed(cfg TokenFeedConfig) *TokenFeed {
 		}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(f.lag, f.resyncs, f.lookups)
+		cfg.Registerer.MustRegister(f.lag, f.resyncs, f.lookups,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "token_feed_local", Help: "1 while the queue manager runs on this node (its table is the manager's own).",
+			}, func() float64 {
+				if f.local.Load() != 0 {
+					return 1
+				}
+				return 0
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "token_feed_seq", Help: "Last queue manager update applied to this node's table (0 while local).",
+			}, func() float64 { return float64(f.seq.Load()) }))
 	}
 	f.pid = cfg.System.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &feedActor{f: f} }))
 	return f

@@ -103,8 +103,15 @@ type testCluster struct {
 	hc    *stdhttp.Client
 }
 
-// newCluster allocates n nodes (not started) on one fresh database.
+// newCluster allocates n nodes (not started) on one fresh database, with
+// the static member list.
 func newCluster(t *testing.T, n int, env ...string) *testCluster {
+	t.Helper()
+	return newClusterWith(t, n, "", env...)
+}
+
+// newClusterWith is newCluster with etcd membership when etcdURL is set.
+func newClusterWith(t *testing.T, n int, etcdURL string, env ...string) *testCluster {
 	t.Helper()
 	buildNode(t)
 	c := &testCluster{t: t, db: pgtest.NewDatabaseURL(t), env: env,
@@ -117,11 +124,14 @@ func newCluster(t *testing.T, n int, env ...string) *testCluster {
 		peers = append(peers, fmt.Sprintf("127.0.0.1:%d", p.clusterPort))
 	}
 	for _, p := range c.nodes {
-		p.env = append([]string{
+		membership := []string{"CLUSTER_PROVIDER=static", "CLUSTER_PEERS=" + strings.Join(peers, ",")}
+		if etcdURL != "" {
+			membership = []string{"CLUSTER_PROVIDER=etcd", "ETCD_ENDPOINTS=" + etcdURL}
+		}
+		p.env = append(append([]string{
 			"DATABASE_URL=" + c.db, "ADMIN_KEY=k", "HTTP_ADDR=" + p.http, "NODE_ID=" + p.name,
-			"CLUSTER_PROVIDER=static", "CLUSTER_HOST=127.0.0.1", "CLUSTER_PORT=" + strconv.Itoa(p.clusterPort),
-			"CLUSTER_PEERS=" + strings.Join(peers, ","), "LOG_LEVEL="+logLevel(),
-		}, env...)
+			"CLUSTER_HOST=127.0.0.1", "CLUSTER_PORT=" + strconv.Itoa(p.clusterPort), "LOG_LEVEL=" + logLevel(),
+		}, membership...), env...)
 	}
 	t.Cleanup(func() {
 		for _, p := range c.nodes {
@@ -406,4 +416,50 @@ func logLevel() string {
 		return l
 	}
 	return "info"
+}
+
+// startEtcd runs a throwaway etcd on loopback (Debian's etcd-server) and
+// returns its client URL; the test is skipped when etcd is not installed
+// (bash scripts/cluster-etcd.sh install).
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Skip("etcd not installed (bash scripts/cluster-etcd.sh install)")
+	}
+	client, peer := freeAddr(t), freeAddr(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "--name", "test", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+		"--initial-cluster", "test=http://"+peer)
+	logf, _ := os.Create(filepath.Join(dir, "etcd.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+	})
+	waitFor(t, 20*time.Second, "etcd ready", func() bool {
+		res, err := stdhttp.Get("http://" + client + "/health")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+	return "http://" + client
+}
+
+// queueHost returns the node the queue manager runs on (nil if none says so).
+func (c *testCluster) queueHost(nodes ...*proc) *proc {
+	for _, p := range nodes {
+		if v, ok := c.metric(p, "token_feed_local"); ok && v == 1 {
+			return p
+		}
+	}
+	return nil
 }
