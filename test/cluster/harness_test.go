@@ -381,23 +381,42 @@ func (c *testCluster) concert(p *proc, seats int, price int64) (optionID int64, 
 	return k.Dates[0].ConcertOptionID, seatIDs
 }
 
-// user creates a user, charges it and returns its id and an ACTIVE token
-// (each step on the next node in turn).
+// user creates a user, charges it and returns its id and a token (each
+// step on the next node in turn), retrying 503s as a client would. Safe
+// from any goroutine: failures are reported with t.Errorf.
 func (c *testCluster) user(nodes []*proc, i int, charge int64) (int64, string) {
 	c.t.Helper()
 	at := func(k int) *proc { return nodes[(i+k)%len(nodes)] }
+	retry := func(p *proc, method, path string, body, out any, want int) bool {
+		var st int
+		var data []byte
+		for try := 0; try < 40; try++ {
+			if st, data = c.call(p, method, path, "", body, out); st != 503 && st != 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if st != want {
+			c.t.Errorf("%s %s on %s: %d %s, want %d", method, path, p.name, st, data, want)
+			return false
+		}
+		return true
+	}
 	var u struct {
 		ID int64 `json:"id"`
 	}
-	c.must(201, at(0), "POST", "/users", "", map[string]any{"name": fmt.Sprintf("fan-%d", i)}, &u)
-	if charge > 0 {
-		c.must(200, at(1), "PATCH", "/customers/point", "", map[string]any{"userId": u.ID, "chargeBalance": charge}, nil)
+	if !retry(at(0), "POST", "/users", map[string]any{"name": fmt.Sprintf("fan-%d", i)}, &u, 201) {
+		return 0, ""
+	}
+	if charge > 0 && !retry(at(1), "PATCH", "/customers/point", map[string]any{"userId": u.ID, "chargeBalance": charge}, nil, 200) {
+		return 0, ""
 	}
 	var tok struct {
-		Token  string `json:"token"`
-		Status string `json:"status"`
+		Token string `json:"token"`
 	}
-	c.must(200, at(2), "POST", "/users/token", "", map[string]any{"userId": u.ID}, &tok)
+	if !retry(at(2), "POST", "/users/token", map[string]any{"userId": u.ID}, &tok, 200) {
+		return 0, ""
+	}
 	return u.ID, tok.Token
 }
 

@@ -40,6 +40,9 @@ func (c *testCluster) makeFans(nodes []*proc, n int, charge int64) []*fan {
 		}()
 	}
 	wg.Wait()
+	if c.t.Failed() {
+		c.t.FailNow()
+	}
 	return out
 }
 
