@@ -52,7 +52,7 @@ var buildOnce sync.Once
 var buildErr error
 
 // buildNode builds concertd once per test binary, without -race.
-func buildNode(t *testing.T) {
+func buildNode(t testing.TB) {
 	t.Helper()
 	buildOnce.Do(func() {
 		out, err := exec.Command("go", "build", "-o", nodeBin, "github.com/concert/ticketing/cmd/concertd").CombinedOutput()
@@ -82,7 +82,7 @@ func skipUnlessLong(t *testing.T) {
 
 // proc is one concertd process.
 type proc struct {
-	t           *testing.T
+	t testing.TB
 	name        string
 	http        string // host:port
 	clusterPort int
@@ -96,7 +96,7 @@ type proc struct {
 // testCluster is a set of nodes sharing one database and one static
 // member list.
 type testCluster struct {
-	t     *testing.T
+	t testing.TB
 	db    string
 	nodes []*proc
 	env   []string
@@ -105,13 +105,13 @@ type testCluster struct {
 
 // newCluster allocates n nodes (not started) on one fresh database, with
 // the static member list.
-func newCluster(t *testing.T, n int, env ...string) *testCluster {
+func newCluster(t testing.TB, n int, env ...string) *testCluster {
 	t.Helper()
 	return newClusterWith(t, n, "", env...)
 }
 
 // newClusterWith is newCluster with etcd membership when etcdURL is set.
-func newClusterWith(t *testing.T, n int, etcdURL string, env ...string) *testCluster {
+func newClusterWith(t testing.TB, n int, etcdURL string, env ...string) *testCluster {
 	t.Helper()
 	buildNode(t)
 	c := &testCluster{t: t, db: pgtest.NewDatabaseURL(t), env: env,
@@ -274,7 +274,7 @@ func (p *proc) dumpLog(lines int) {
 	p.t.Logf("---- last %d log lines of %s ----\n%s", len(all), p.name, strings.Join(all, "\n"))
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -286,7 +286,7 @@ func freeAddr(t *testing.T) string {
 
 // freeClusterPort finds a port p with p and p+1000 (the static provider's
 // health port) free.
-func freeClusterPort(t *testing.T) int {
+func freeClusterPort(t testing.TB) int {
 	t.Helper()
 	for range 200 {
 		p := 20000 + rand.N(20000)
@@ -306,7 +306,7 @@ func freeClusterPort(t *testing.T) int {
 	return 0
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {
@@ -440,7 +440,7 @@ func logLevel() string {
 // startEtcd runs a throwaway etcd on loopback (Debian's etcd-server) and
 // returns its client URL; the test is skipped when etcd is not installed
 // (bash scripts/cluster-etcd.sh install).
-func startEtcd(t *testing.T) string {
+func startEtcd(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -481,4 +481,24 @@ func (c *testCluster) queueHost(nodes ...*proc) *proc {
 		}
 	}
 	return nil
+}
+
+// metricLabel reads the sample of name whose labels contain label.
+func (c *testCluster) metricLabel(p *proc, name, label string) (float64, bool) {
+	res, err := c.hc.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
 }

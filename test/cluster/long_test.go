@@ -147,7 +147,7 @@ func TestRollingRestart(t *testing.T) {
 	const activeFans, waiting = 30, 20
 	c := newCluster(t, 3, "ACTIVE_TOKENS=40", "HOLD_TTL=10m", "HOLD_LIMIT=100", "TOKEN_IDLE_TTL=30m", "WAIT_IDLE_TTL=30m")
 	c.startAll()
-	seats := c.seatsOf(c.nodes[0], 4, 40)
+	seats := c.seatsOf(c.nodes[0], 4, 150)
 	fans := c.makeFans(c.nodes, activeFans, 1_000_000)
 	// A line: 40 slots, 30 taken by the fans; the next 20 users get the 10
 	// free slots in order and 10 wait, in order.
@@ -168,7 +168,7 @@ func TestRollingRestart(t *testing.T) {
 	go func() {
 		defer close(done)
 		// Holds only: a payment would expire a token and admit the line.
-		c.runLoad(ctx, fans, seats, live.get, loadConfig{workers: 4, pause: 20 * time.Millisecond}, l)
+		c.runLoad(ctx, fans, seats, live.get, loadConfig{workers: 4, pause: 40 * time.Millisecond}, l)
 	}()
 	for _, p := range c.nodes {
 		time.Sleep(time.Second)
