@@ -13,23 +13,36 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// flighty answers each request with its identity and the number of
-// requests this activation has answered, and passivates after idle: through
-// Leave (graceful) or by stopping itself at once (abrupt).
+// flighty answers each request with its identity, and passivates after
+// idle: through Leave (graceful) or by stopping itself at once (abrupt).
+// Its idle timer is its own (a message to itself with a generation), not
+// Proto.Actor's receive timeout, whose timer races with the actor under
+// -race at millisecond timeouts (a library race).
 type flighty struct {
 	identity string
 	abrupt   bool
-	n        int64
+	gen      int
 	idle     time.Duration
 	started  *atomic.Int64
 }
 
+type idleTick struct{ gen int }
+
+func (f *flighty) arm(ctx actor.Context) {
+	f.gen++
+	self, root, gen := ctx.Self(), ctx.ActorSystem().Root, f.gen
+	time.AfterFunc(f.idle, func() { root.Send(self, &idleTick{gen: gen}) })
+}
+
 func (f *flighty) Receive(ctx actor.Context) {
-	switch ctx.Message().(type) {
+	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		f.started.Add(1)
-		ctx.SetReceiveTimeout(f.idle)
-	case *actor.ReceiveTimeout:
+		f.arm(ctx)
+	case *idleTick:
+		if msg.gen != f.gen {
+			return
+		}
 		if f.abrupt || ManagerOf(ctx) == nil {
 			ctx.Stop(ctx.Self())
 			return
@@ -38,7 +51,7 @@ func (f *flighty) Receive(ctx actor.Context) {
 	case *LeaveGranted:
 		ctx.Stop(ctx.Self())
 	case *wrapperspb.StringValue:
-		f.n++
+		f.arm(ctx)
 		ctx.Respond(wrapperspb.String(f.identity))
 	}
 }
