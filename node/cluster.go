@@ -23,7 +23,7 @@ import (
 // Membership providers of ClusterConfig.Provider.
 const (
 	// ProviderLocal places every actor in this process without Proto.Actor's
-	// cluster (no remote port): cluster.Local.
+	// cluster (no remote port): cluster.Local, sharing every actor unchanged.
 	ProviderLocal = "local"
 	// ProviderSingle makes this node a cluster of one: grains, a remote
 	// port on loopback, no peers.
@@ -36,9 +36,16 @@ const (
 )
 
 // ClusterConfig says how a node places its actors and finds its peers.
-// The zero value is a cluster of one (ProviderSingle).
+//
+// concertd defaults to ProviderSingle: a node alone is a cluster of one and
+// runs the same code path as a member of many (measured at no cost to the
+// hold path). The zero value here is ProviderLocal, for programs that start
+// several nodes in one process (the in-process tests): Proto.Actor's
+// remote.Start sets gRPC's global logger each time, which races with the
+// gRPC goroutines of a node already running in the process (-race reports
+// it); one node per process, as concertd runs, is unaffected.
 type ClusterConfig struct {
-	Provider string // ProviderSingle (default), ProviderLocal, ProviderStatic or ProviderEtcd
+	Provider string // ProviderLocal (zero value), ProviderSingle, ProviderStatic or ProviderEtcd
 	Name     string // cluster name (default "concert")
 	// Host and Port are where the remote (gRPC) port listens; Port 0 picks a
 	// free one (not with ProviderStatic, whose peers must know it).
@@ -102,11 +109,9 @@ func count(s ...string) int {
 	return n
 }
 
-// Clustered reports whether actors are Proto.Actor grains: always but
-// with ProviderLocal, so that a single node runs the code path of a cluster
-// (a cluster of one: ProviderSingle is the default).
+// Clustered reports whether actors are Proto.Actor grains.
 func (c ClusterConfig) Clustered() bool {
-	return c.Provider != ProviderLocal
+	return c.Provider != "" && c.Provider != ProviderLocal
 }
 
 // place builds the node's router for its kinds.
