@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 # Extra arguments for `make run`, e.g. make run RUN_ARGS='-log-level=debug'.
 RUN_ARGS ?=
 
-.PHONY: help run build test bench vet lint lint-openapi proto db-stop db-wipe
+.PHONY: help run build test bench vet lint lint-openapi proto db-stop db-wipe cluster test-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-8s %s\n", $$1, $$2 }'
@@ -24,6 +24,9 @@ run: ## start a local PostgreSQL (unless DATABASE_URL is set) and run the server
 	fi; \
 	$(GO) build -o bin/concertd ./cmd/concertd; \
 	exec bin/concertd -demo $(RUN_ARGS)
+
+cluster: ## three nodes on loopback as one cluster (local PostgreSQL; CLUSTER_PROVIDER=etcd for a local etcd); Ctrl-C stops them
+	bash scripts/cluster-local.sh
 
 build: ## build bin/concertd
 	$(GO) build -o bin/concertd ./cmd/concertd
@@ -39,6 +42,15 @@ test: ## run every test; tests start their own PostgreSQL (or use TEST_DATABASE_
 	@# The tests start their own PostgreSQL from its binaries: install them if missing.
 	@if [[ -z "$${TEST_DATABASE_URL:-}" ]]; then bash scripts/pg-local.sh install; fi
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The long multi-process cluster tests (kill -9 with the static list and with
+# etcd, a node joining under load, a rolling restart, a duplicate
+# activation): several minutes. The nodes are built without -race (the
+# library's own races, see test/cluster).
+test-cluster: ## run the long cluster tests (real nodes on loopback; installs etcd if missing)
+	@if [[ -z "$${TEST_DATABASE_URL:-}" ]]; then bash scripts/pg-local.sh install; fi
+	bash scripts/cluster-etcd.sh install
+	CLUSTER_LONG=1 $(GO) test -count=1 -timeout 20m -v -run 'Test' ./test/cluster/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|_test.go'
 
 # The persistence and HTTP benchmarks need PostgreSQL; like the tests, they
 # start their own (or use TEST_DATABASE_URL). Narrow with e.g.

@@ -65,6 +65,7 @@ func TestLoadConfig(t *testing.T) {
 			},
 			want: func(c *Config) {
 				*c = Config{
+					Cluster:  defaults().Cluster,
 					HTTPAddr: "127.0.0.1:9000", DatabaseURL: "postgres://u:p@db:5432/x?sslmode=disable",
 					AdminKey: "secret", HoldTTL: 1500 * time.Millisecond, HoldLimit: 2, ActiveTokens: 50,
 					TokenIdleTTL: time.Minute, WaitIdleTTL: 30 * time.Second, SnapshotEvery: 20,
@@ -81,6 +82,7 @@ func TestLoadConfig(t *testing.T) {
 			},
 			want: func(c *Config) {
 				*c = Config{
+					Cluster:  defaults().Cluster,
 					HTTPAddr: ":0", DatabaseURL: "postgresql://localhost/db", AdminKey: "k",
 					HoldTTL: 2 * time.Minute, HoldLimit: 1, ActiveTokens: 1, TokenIdleTTL: 3 * time.Minute,
 					WaitIdleTTL: 4 * time.Minute, SnapshotEvery: 1, ActorIdleTTL: 5 * time.Second,
