@@ -95,4 +95,3 @@ func logLag(b *testing.B, c *testCluster) {
 		b.Logf("FIGURE token propagation to %s: p50 %.2f ms, p99 %.2f ms over %.0f updates", p.name, p50*1000, p99*1000, cnt)
 	}
 }
-

@@ -82,7 +82,7 @@ func skipUnlessLong(t *testing.T) {
 
 // proc is one concertd process.
 type proc struct {
-	t testing.TB
+	t           testing.TB
 	name        string
 	http        string // host:port
 	clusterPort int
@@ -96,7 +96,7 @@ type proc struct {
 // testCluster is a set of nodes sharing one database and one static
 // member list.
 type testCluster struct {
-	t testing.TB
+	t     testing.TB
 	db    string
 	nodes []*proc
 	env   []string
