@@ -19,7 +19,7 @@ import (
 type feedState struct {
 	epoch uint64
 	seq   int64
-	subs  map[string]*feedSub // by node address
+	subs  map[string]*feedSub // by feed actor (address/id)
 }
 
 type feedSub struct {
@@ -79,10 +79,12 @@ func (q *queueActor) receiveFeed(ctx actor.Context, msg any) bool {
 		}
 		pid := actor.NewPID(m.GetAddress(), m.GetId())
 		self := ctx.Self().GetAddress()
-		if m.GetAddress() != self {
-			q.feed.subs[m.GetAddress()] = &feedSub{pid: pid, seen: time.Now()}
+		// This node's own feed stands aside (the table is the manager's).
+		own := m.GetAddress() == self && m.GetId() == q.cfg.Feed.pid.GetId()
+		if !own {
+			q.feed.subs[m.GetAddress()+"/"+m.GetId()] = &feedSub{pid: pid, seen: time.Now()}
 		}
-		snapshot := m.GetAddress() != self && (m.GetResync() || m.GetEpoch() != q.feed.epoch)
+		snapshot := !own && (m.GetResync() || m.GetEpoch() != q.feed.epoch)
 		ctx.Respond(&clusterpb.FeedSubscribed{Epoch: q.feed.epoch, Seq: q.feed.seq, Owner: self, Snapshot: snapshot})
 		if snapshot {
 			q.sendSnapshot(pid)
