@@ -142,3 +142,33 @@ func TestOneSeatThousandHoldsThreeNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleExpirySeesUsesOnEveryNode uses one token only through a node
+// that does not run the queue manager: it stays alive past its idle TTL
+// (the node reports its uses), while an unused token expires.
+func TestIdleExpirySeesUsesOnEveryNode(t *testing.T) {
+	skipShort(t)
+	c := newCluster(t, 3, "ACTIVE_TOKENS=10", "TOKEN_IDLE_TTL=3s")
+	c.startAll()
+	host := c.queueHost(c.nodes...)
+	if host == nil {
+		t.Fatal("no node runs the queue manager")
+	}
+	other := without(c.nodes, host)[0]
+	_, used := c.user(c.nodes, 0, 0)
+	_, idle := c.user(c.nodes, 1, 0)
+	deadline := time.Now().Add(7 * time.Second)
+	for time.Now().Before(deadline) {
+		// Any call that checks the token; the reservation does not exist.
+		if st, body := c.call(other, "GET", "/reservations/999999", used, nil, nil); st != 404 {
+			t.Fatalf("token used on %s every 500 ms was refused after %s: %d %s", other.name, 7*time.Second-time.Until(deadline), st, body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, p := range c.nodes {
+		if st, _ := c.call(p, "GET", "/reservations/999999", idle, nil, nil); st != 401 {
+			t.Errorf("the token unused for 7 s (TTL 3 s) answers %d on %s, want 401", st, p.name)
+		}
+	}
+	t.Logf("a token used only on %s (the queue manager runs on %s) outlived its idle TTL; an unused one expired", other.name, host.name)
+}
