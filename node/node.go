@@ -52,8 +52,10 @@ type Config struct {
 	// JournalPrune deletes each actor's journal rows up to the snapshot its
 	// latest one replaced (persistence.JournalOptions.PruneAfterSnapshot).
 	JournalPrune bool
-	NodeID       string
-	Logger       *slog.Logger
+	// Pprof serves the Go profiler at /debug/pprof/ (see http.Config.Pprof).
+	Pprof  bool
+	NodeID string
+	Logger *slog.Logger
 }
 
 // withDefaults fills the zero fields.
@@ -205,6 +207,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Registerer: n.registry,
 		Gatherer:   n.registry,
 		Ready:      n.Ready,
+		Pprof:      cfg.Pprof,
 		Logger:     cfg.Logger,
 	}), cfg.Logger)
 	return n, nil

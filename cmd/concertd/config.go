@@ -47,7 +47,9 @@ type Config struct {
 	ReminderInterval time.Duration
 	// JournalPrune deletes journal rows behind a durable snapshot
 	// (JOURNAL_PRUNE, -journal-prune).
-	JournalPrune   bool
+	JournalPrune bool
+	// Pprof serves the Go profiler at /debug/pprof/ (PPROF, -pprof).
+	Pprof          bool
 	JournalWriters int    // JOURNAL_WRITERS, -journal-writers
 	DBMaxConns     int    // DB_MAX_CONNS, -db-max-conns
 	NodeID         string // NODE_ID, -node-id; default the host name
@@ -106,6 +108,16 @@ var settings = []setting{
 				return fmt.Errorf("want true or false, got %q", raw)
 			}
 			c.JournalPrune = v
+			return nil
+		}},
+	{env: "PPROF", flag: "pprof", def: "false", isBool: true,
+		usage: "serve the Go profiler at /debug/pprof/ (to X-Admin-Key holders; to loopback clients only when no admin key is set)",
+		apply: func(c *Config, raw string) error {
+			v, err := strconv.ParseBool(raw)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", raw)
+			}
+			c.Pprof = v
 			return nil
 		}},
 	num("JOURNAL_WRITERS", "journal-writers", "4", "concurrent journal writers (each uses one database connection per batch)",
@@ -300,6 +312,7 @@ func (c Config) Node(logger *slog.Logger) node.Config {
 		IdempotencyRetention: c.IdempotencyRetention,
 		ReminderInterval:     c.ReminderInterval,
 		JournalPrune:         c.JournalPrune,
+		Pprof:                c.Pprof,
 		JournalWriters:       c.JournalWriters,
 		DBMaxConns:           c.DBMaxConns,
 		NodeID:               c.NodeID,

@@ -75,7 +75,7 @@ func TestLoadConfig(t *testing.T) {
 				"TOKEN_IDLE_TTL": "1m", "WAIT_IDLE_TTL": "30s", "SNAPSHOT_EVERY": "20",
 				"ACTOR_IDLE_TTL": "1h", "REQUEST_TIMEOUT": "250ms", "JOURNAL_WRITERS": "2",
 				"DB_MAX_CONNS": "8", "NODE_ID": "node-a", "DEMO_DATA": "true", "LOG_LEVEL": "DEBUG",
-				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true",
+				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true", "PPROF": "true",
 			},
 			want: func(c *Config) {
 				*c = Config{
@@ -84,7 +84,7 @@ func TestLoadConfig(t *testing.T) {
 					TokenIdleTTL: time.Minute, WaitIdleTTL: 30 * time.Second, SnapshotEvery: 20,
 					ActorIdleTTL: time.Hour, RequestTimeout: 250 * time.Millisecond, ShutdownTimeout: 30 * time.Second, JournalWriters: 2,
 					DBMaxConns: 8, NodeID: "node-a", DemoData: true, LogLevel: "debug",
-					IdempotencyRetention: 48 * time.Hour, ReminderInterval: 250 * time.Millisecond, JournalPrune: true,
+					IdempotencyRetention: 48 * time.Hour, ReminderInterval: 250 * time.Millisecond, JournalPrune: true, Pprof: true,
 				}
 			}},
 		{name: "every setting from flags",
@@ -93,7 +93,7 @@ func TestLoadConfig(t *testing.T) {
 				"-hold-ttl=2m", "-hold-limit=1", "-active-tokens=1", "-token-idle-ttl=3m",
 				"-wait-idle-ttl=4m", "-snapshot-every=1", "-actor-idle-ttl=5s", "-request-timeout=1s",
 				"-journal-writers=1", "-db-max-conns=2", "-node-id=n1", "-demo", "-log-level=warn",
-				"-shutdown-timeout=1m", "-idempotency-retention=1h", "-reminder-interval=2s", "-journal-prune",
+				"-shutdown-timeout=1m", "-idempotency-retention=1h", "-reminder-interval=2s", "-journal-prune", "-pprof",
 			},
 			want: func(c *Config) {
 				*c = Config{
@@ -102,7 +102,7 @@ func TestLoadConfig(t *testing.T) {
 					WaitIdleTTL: 4 * time.Minute, SnapshotEvery: 1, ActorIdleTTL: 5 * time.Second,
 					RequestTimeout: time.Second, ShutdownTimeout: time.Minute, JournalWriters: 1, DBMaxConns: 2, NodeID: "n1",
 					DemoData: true, LogLevel: "warn",
-					IdempotencyRetention: time.Hour, ReminderInterval: 2 * time.Second, JournalPrune: true,
+					IdempotencyRetention: time.Hour, ReminderInterval: 2 * time.Second, JournalPrune: true, Pprof: true,
 				}
 			}},
 		{name: "flag wins over env",
@@ -253,7 +253,7 @@ func TestNodeIDDefaultsToHostname(t *testing.T) {
 // TestNodeCarriesEverySetting fails when a node setting is added to Config but
 // not passed on.
 func TestNodeCarriesEverySetting(t *testing.T) {
-	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune"}, envOf(nil))
+	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune", "-pprof"}, envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
