@@ -6,6 +6,7 @@ package http
 
 import (
 	"context"
+	"crypto/sha256"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
@@ -19,14 +20,18 @@ const MaxBodyBytes = 64 << 10
 type Config struct {
 	Booking Booking
 	// AdminKey guards the admin routes (X-Admin-Key); empty turns them off
-	// (they answer 404).
+	// (they answer 404). At most maxAdminKeyLen characters of UTF-8 text
+	// (a longer key could never be sent).
 	AdminKey string
 	// Registerer receives the HTTP and queue metrics; Gatherer is what
 	// /metrics serves. A private registry is used for both when nil.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	// Ready reports whether the node can serve (/readyz); nil means always.
-	Ready  func(context.Context) error
+	Ready func(context.Context) error
+	// Pprof serves the Go profiler under /debug/pprof/ (pprof.go): to
+	// admin-key holders, or to loopback clients when no key is set.
+	Pprof  bool
 	Logger *slog.Logger
 }
 
@@ -39,7 +44,7 @@ func New(cfg Config) *fiber.App {
 		reg := prometheus.NewRegistry()
 		cfg.Registerer, cfg.Gatherer = reg, reg
 	}
-	h := &handlers{b: cfg.Booking, log: cfg.Logger, adminKey: cfg.AdminKey, ready: cfg.Ready}
+	h := &handlers{b: cfg.Booking, log: cfg.Logger, adminKeyDigest: sha256.Sum256([]byte(cfg.AdminKey)), ready: cfg.Ready}
 
 	app := fiber.New(fiber.Config{
 		BodyLimit: MaxBodyBytes,
@@ -47,7 +52,7 @@ func New(cfg Config) *fiber.App {
 		// alias fasthttp's buffers, which the next request on the
 		// connection reuses. The few that outlive a handler are copied
 		// where they are taken: the bearer token and the Idempotency-Key
-		// (they reach actors and journals), the metric labels (metrics.go)
+		// (they reach actors and journals; text.go), the metric labels (metrics.go)
 		// and the logged method and path (errors.go). Everything else is
 		// parsed into numbers or times, or decoded by encoding/json (which
 		// copies), before the handler returns.
@@ -82,13 +87,17 @@ func New(cfg Config) *fiber.App {
 	app.Get("/readyz", h.readyz)
 	app.Get("/metrics", metricsHandler(cfg.Gatherer))
 	app.Get("/openapi.yaml", serveOpenAPI)
+	if cfg.Pprof {
+		h.mountPprof(app, cfg.AdminKey)
+	}
 	return app
 }
 
 // handlers holds what the route handlers share.
 type handlers struct {
-	b        Booking
-	log      *slog.Logger
-	adminKey string
-	ready    func(context.Context) error
+	b   Booking
+	log *slog.Logger
+	// adminKeyDigest is the SHA-256 of Config.AdminKey (admin.go).
+	adminKeyDigest [sha256.Size]byte
+	ready          func(context.Context) error
 }

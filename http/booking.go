@@ -28,8 +28,11 @@ type Booking interface {
 	Cancel(ctx context.Context, token string, reservationID int64) (*messages.Reservation, error)
 
 	Balance(ctx context.Context, userID int64) (int64, error)
-	Charge(ctx context.Context, userID, amount int64) (int64, error)
+	// Charge adds amount to the user's balance; key is the optional
+	// Idempotency-Key ("" for none), checked by text.
+	Charge(ctx context.Context, userID, amount int64, key string) (int64, error)
 
+	// Pay pays a held reservation; key as for Charge.
 	Pay(ctx context.Context, token string, reservationID, amount int64, key string) (booking.Receipt, error)
 
 	// QueueSizes reports the tokens waiting in line and the active ones.

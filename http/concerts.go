@@ -75,6 +75,9 @@ const compactDate = "20060102"
 
 // parseQueryDate accepts YYYY-MM-DD or YYYYMMDD.
 func parseQueryDate(s string) (time.Time, error) {
+	if err := text("date", s, maxParamLen); err != nil {
+		return time.Time{}, err
+	}
 	if s == "" {
 		return time.Time{}, invalid("date is required (YYYY-MM-DD or YYYYMMDD)")
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -22,6 +23,11 @@ func object(c *fiber.Ctx) (fields, error) {
 	}
 	if f, ok := flatNumbers(body); ok {
 		return f, nil
+	}
+	// JSON text is UTF-8 (RFC 8259); encoding/json would silently replace
+	// invalid bytes. (flatNumbers accepts ASCII only.)
+	if !utf8.Valid(body) {
+		return nil, invalid("the body must be UTF-8 JSON")
 	}
 	var f fields
 	if err := json.Unmarshal(body, &f); err != nil {
@@ -207,6 +213,23 @@ func (f fields) str(name string) (string, error) {
 	return s, nil
 }
 
+// text parses a required JSON string field with surrounding white space
+// trimmed, which must then hold 1 to max characters and pass text.
+func (f fields) text(name string, max int) (string, error) {
+	s, err := f.str(name)
+	if err != nil {
+		return "", err
+	}
+	s = strings.TrimSpace(s)
+	if err := text(name, s, max); err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", invalid("%s must have 1 to %d characters", name, max)
+	}
+	return s, nil
+}
+
 // strings parses a required JSON array of strings.
 func (f fields) strings(name string) ([]string, error) {
 	r, ok := f.raw(name)
@@ -222,20 +245,12 @@ func (f fields) strings(name string) ([]string, error) {
 
 // pathID parses a positive integer path or query parameter.
 func pathID(name, s string) (int64, error) {
+	if err := text(name, s, maxParamLen); err != nil {
+		return 0, err
+	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 || s[0] == '+' {
 		return 0, invalid("%s must be a positive integer", name)
 	}
 	return n, nil
-}
-
-// bearer returns the token of an "Authorization: Bearer <token>" header, or
-// "" (which the service answers TOKEN_INVALID). The token is a copy: it may
-// outlive the request (an actor message, a token to expire).
-func bearer(c *fiber.Ctx) string {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(c.Get(fiber.HeaderAuthorization)), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.Clone(strings.TrimSpace(token))
 }

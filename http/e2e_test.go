@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	stdhttp "net/http"
 	"strings"
 	"sync"
@@ -36,8 +35,17 @@ type env struct {
 // database on the shared server) and stops it at the end of the test.
 func startNode(t *testing.T, cfg node.Config) *env {
 	t.Helper()
+	e := startNodeTB(t, cfg)
+	e.t = t
+	return e
+}
+
+// startNodeTB is startNode for any test, benchmark or fuzz target; the
+// env's t is nil: set it before using the env's helpers.
+func startNodeTB(tb testing.TB, cfg node.Config) *env {
+	tb.Helper()
 	if cfg.DatabaseURL == "" {
-		cfg.DatabaseURL = pgtest.NewDatabaseURL(t)
+		cfg.DatabaseURL = pgtest.NewDatabaseURL(tb)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -45,16 +53,16 @@ func startNode(t *testing.T, cfg node.Config) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	n, err := node.Start(ctx, cfg)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	require.NoError(tb, err)
+	ln, err := apihttp.Listen(ctx, "127.0.0.1:0")
+	require.NoError(tb, err)
 	go func() { _ = n.Serve(ln) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = n.Shutdown(ctx)
 	})
-	return &env{t: t, base: "http://" + ln.Addr().String(), n: n}
+	return &env{base: "http://" + ln.Addr().String(), n: n}
 }
 
 // reply is one HTTP answer.
@@ -280,6 +288,10 @@ func TestE2EConcertsAndAdmin(t *testing.T) {
 	e.fails(401, "ADMIN_KEY_INVALID", e.do("POST", "/admin/concerts", body, hdr{"X-Admin-Key", "wrong"}))
 	e.fails(400, "INVALID_REQUEST", e.do("POST", "/admin/concerts",
 		map[string]any{"title": "IU", "dates": []string{day(1), day(1)}, "price": 1}, hdr{"X-Admin-Key", adminKey}))
+	// A seat must cost at least 1: a payment of 0 is refused, so a free
+	// seat could be held but never sold.
+	e.fails(400, "INVALID_REQUEST", e.do("POST", "/admin/concerts",
+		map[string]any{"title": "IU", "dates": []string{day(1)}, "price": 0}, hdr{"X-Admin-Key", adminKey}))
 	k := e.ok(201, e.do("POST", "/admin/concerts", body, hdr{"X-Admin-Key", adminKey}))
 	require.Equal(t, "IU", k["title"])
 	require.Equal(t, int64(5000), num(t, k["price"]))
@@ -538,6 +550,39 @@ func TestE2EPayments(t *testing.T) {
 	require.Equal(t, int64(2000), e.balance(bob))
 }
 
+// TestE2EClientTextNeverReachesActors: a payment whose Idempotency-Key is
+// not UTF-8 — which proto3 cannot hold, so the seat actor panicked in
+// Persist and the caller waited for a 503 — is refused 400 at once and
+// changes nothing; keys are counted in characters, so 255 Korean ones pass.
+func TestE2EClientTextNeverReachesActors(t *testing.T) {
+	e := startNode(t, node.Config{AdminKey: adminKey})
+	concertID, _ := e.concert(1000, 5, day(1))
+	seats := e.freeSeats(concertID, day(1))
+	u := e.user("u")
+	tok := e.token(u)
+	e.charge(u, 3000)
+	id := num(t, e.ok(200, e.hold(tok, u, seats[0]))["id"])
+
+	start := time.Now()
+	e.fails(400, "INVALID_REQUEST", e.pay(tok, id, 1000, "Idempotency-Key", "pay-\xff\xfe"))
+	require.Less(t, time.Since(start), time.Second, "refused at once")
+	e.fails(400, "INVALID_REQUEST", e.pay(tok, id, 1000, "Idempotency-Key", strings.Repeat("가", 256)))
+	e.fails(400, "INVALID_REQUEST", e.do("PATCH", "/customers/point",
+		map[string]any{"userId": u, "chargeBalance": 5}, hdr{"Idempotency-Key", "chg-\xff"}))
+	require.Equal(t, "HELD", e.ok(200, e.do("GET", fmt.Sprintf("/reservations/%d", id), nil, bearer(tok)))["status"])
+	require.Equal(t, int64(3000), e.balance(u), "nothing changed")
+
+	korean := strings.Repeat("가", 255)
+	p := e.pay(tok, id, 1000, "Idempotency-Key", korean)
+	require.Equal(t, 200, p.status, "body %s", p.raw)
+	again := e.pay(tok, id, 1000, "Idempotency-Key", korean)
+	require.Equal(t, 200, again.status, "body %s", again.raw)
+	require.JSONEq(t, string(p.raw), string(again.raw))
+	require.Equal(t, int64(2000), e.balance(u))
+	r := e.do("PATCH", "/customers/point", map[string]any{"userId": u, "chargeBalance": 5}, hdr{"Idempotency-Key", korean})
+	require.Equal(t, int64(2005), num(t, e.ok(200, r)["balance"]))
+}
+
 func TestE2EOperations(t *testing.T) {
 	e := startNode(t, node.Config{AdminKey: adminKey})
 	require.Equal(t, "ok", e.ok(200, e.do("GET", "/healthz", nil, nil))["status"])
@@ -560,7 +605,8 @@ func TestE2EOperations(t *testing.T) {
 }
 
 // TestE2EStoreOutage stops PostgreSQL under a running node: reads and
-// writes answer 503 STORE_UNAVAILABLE with Retry-After, never 200 or 500.
+// writes answer 503 STORE_UNAVAILABLE with Retry-After, never 200 or 500,
+// and with one fixed message: no driver text (user, database, host).
 func TestE2EStoreOutage(t *testing.T) {
 	srv := pgtest.NewServer(t)
 	e := startNode(t, node.Config{AdminKey: adminKey, DatabaseURL: srv.NewDatabaseURL(t), RequestTimeout: 2 * time.Second})
@@ -576,5 +622,8 @@ func TestE2EStoreOutage(t *testing.T) {
 	} {
 		e.fails(503, "STORE_UNAVAILABLE", r)
 		require.Equal(t, "1", r.header.Get("Retry-After"))
+		var body struct{ Message string }
+		r.decode(t, &body)
+		require.Equal(t, "the service is temporarily unavailable; retry later", body.Message)
 	}
 }

@@ -53,9 +53,15 @@ type apiError struct {
 	Message string `json:"message"`
 }
 
+// unavailableMessage is the one public message of every 503: the cause
+// (a driver error may name the database, its user or its host) goes to the
+// log only.
+const unavailableMessage = "the service is temporarily unavailable; retry later"
+
 // statusOf maps any error a handler returns to its status and body. ok is
 // false for an error that is not the client's nor a known outage: a bug,
-// answered 500 with a generic message.
+// answered 500 with a generic message. Every 503 carries
+// unavailableMessage, whatever its cause said.
 func statusOf(err error) (status int, body apiError, ok bool) {
 	var (
 		rej  *messages.Rejection
@@ -64,12 +70,15 @@ func statusOf(err error) (status int, body apiError, ok bool) {
 	switch {
 	case errors.As(err, &rej):
 		if s, known := statusOfCode[rej.GetCode()]; known {
+			if s == stdhttp.StatusServiceUnavailable {
+				return s, apiError{Code: rej.GetCode(), Message: unavailableMessage}, true
+			}
 			return s, apiError{Code: rej.GetCode(), Message: rej.GetMessage()}, true
 		}
 	case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, cluster.ErrTimeout),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return stdhttp.StatusServiceUnavailable, apiError{
-			Code: messages.CodeStoreUnavailable, Message: "the service is temporarily unavailable; retry later",
+			Code: messages.CodeStoreUnavailable, Message: unavailableMessage,
 		}, true
 	case errors.As(err, &ferr):
 		switch ferr.Code {
@@ -88,11 +97,15 @@ func statusOf(err error) (status int, body apiError, ok bool) {
 }
 
 // errorHandler writes the error body of err; it is Fiber's ErrorHandler.
+// The cause of a 500 or a 503 is logged, never sent.
 func (h *handlers) errorHandler(c *fiber.Ctx, err error) error {
 	status, body, ok := statusOf(err)
-	if !ok {
+	switch {
+	case !ok:
 		// Copies: a log handler may keep the record beyond the request.
 		h.log.Error("request failed", "method", strings.Clone(c.Method()), "path", strings.Clone(c.Path()), "err", err)
+	case status == stdhttp.StatusServiceUnavailable:
+		h.log.Warn("service unavailable", "method", strings.Clone(c.Method()), "path", strings.Clone(c.Path()), "err", err)
 	}
 	switch {
 	case status == stdhttp.StatusServiceUnavailable, body.Code == messages.CodePaymentInProgress:

@@ -1,12 +1,14 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"log/slog"
 	stdhttp "net/http"
 	"strconv"
 	"testing"
@@ -78,7 +80,11 @@ func TestErrorMapping(t *testing.T) {
 				`{"reservationId":1,"amount":1}`, map[string]string{"Authorization": "Bearer t"})
 			require.Equal(t, tt.status, res.StatusCode)
 			require.Equal(t, tt.code, e.Code)
-			require.Equal(t, "because", e.Message)
+			if tt.status == 503 {
+				require.Equal(t, unavailableMessage, e.Message, "a 503 has the one public message")
+			} else {
+				require.Equal(t, "because", e.Message)
+			}
 			if tt.status == 503 || tt.code == messages.CodePaymentInProgress {
 				require.Equal(t, "1", res.Header.Get("Retry-After"))
 			}
@@ -120,4 +126,25 @@ func TestReadyz(t *testing.T) {
 	require.Equal(t, stdhttp.StatusServiceUnavailable, res.StatusCode)
 	require.Equal(t, messages.CodeStoreUnavailable, e.Code)
 	require.Equal(t, "1", res.Header.Get("Retry-After"))
+}
+
+// TestUnavailableHidesCause: a 503 carries one fixed message whatever its
+// cause said (a driver error names users, databases and hosts); the cause
+// goes to the log.
+func TestUnavailableHidesCause(t *testing.T) {
+	const secret = `dial tcp 10.0.0.7:5432: password authentication failed for user "concert" database "prod"`
+	for _, err := range []error{
+		messages.Reject(messages.CodeStoreUnavailable, "wallet/1 cannot write its journal: %s", secret),
+		fmt.Errorf("catalog user 1: %w: %s", persistence.ErrUnavailable, secret),
+		fmt.Errorf("request seat/1: %w (%s)", cluster.ErrTimeout, secret),
+	} {
+		var logged bytes.Buffer
+		res, e := do(t, Config{Booking: &fakeBooking{err: err}, Logger: slog.New(slog.NewTextHandler(&logged, nil))},
+			"GET", "/customers/point?userId=1", "", nil)
+		require.Equal(t, 503, res.StatusCode)
+		require.Equal(t, messages.CodeStoreUnavailable, e.Code)
+		require.Equal(t, unavailableMessage, e.Message)
+		require.Equal(t, "1", res.Header.Get("Retry-After"))
+		require.Contains(t, logged.String(), "password authentication failed", "the cause is logged")
+	}
 }

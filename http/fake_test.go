@@ -10,10 +10,15 @@ import (
 )
 
 // fakeBooking answers every call with err, or with a fixed value when err is
-// nil. It records the last call's name for assertions.
+// nil. It records the last call's name (and key) for assertions.
 type fakeBooking struct {
 	err  error
 	last string
+	key  string // the Idempotency-Key of the last Charge or Pay
+	// entered, when set, receives one value as Charge starts; Charge then
+	// waits for release (when set).
+	entered chan struct{}
+	release chan struct{}
 }
 
 var _ Booking = (*fakeBooking)(nil)
@@ -66,11 +71,19 @@ func (f *fakeBooking) Cancel(context.Context, string, int64) (*messages.Reservat
 
 func (f *fakeBooking) Balance(context.Context, int64) (int64, error) { return 5, f.call("Balance") }
 
-func (f *fakeBooking) Charge(context.Context, int64, int64) (int64, error) {
+func (f *fakeBooking) Charge(_ context.Context, _, _ int64, key string) (int64, error) {
+	f.key = key
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
+	if f.release != nil {
+		<-f.release
+	}
 	return 5, f.call("Charge")
 }
 
-func (f *fakeBooking) Pay(context.Context, string, int64, int64, string) (booking.Receipt, error) {
+func (f *fakeBooking) Pay(_ context.Context, _ string, _, _ int64, key string) (booking.Receipt, error) {
+	f.key = key
 	return booking.Receipt{ReservationID: 1, Amount: 1}, f.call("Pay")
 }
 

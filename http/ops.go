@@ -3,11 +3,12 @@ package http
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/concert/ticketing/messages"
+	"github.com/concert/ticketing/persistence"
 )
 
 // readyTimeout bounds one readiness probe.
@@ -22,14 +23,13 @@ func (h *handlers) healthz(c *fiber.Ctx) error {
 }
 
 // readyz: GET /readyz → 200 when the store and the actors answer, else 503
-// STORE_UNAVAILABLE.
+// STORE_UNAVAILABLE (the cause is logged by errorHandler).
 func (h *handlers) readyz(c *fiber.Ctx) error {
 	if h.ready != nil {
 		ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
 		defer cancel()
 		if err := h.ready(ctx); err != nil {
-			h.log.Warn("not ready", "err", err)
-			return messages.Reject(messages.CodeStoreUnavailable, "not ready: the store or the actors do not answer")
+			return fmt.Errorf("not ready: %w: %w", persistence.ErrUnavailable, err)
 		}
 	}
 	return c.JSON(fiber.Map{"status": "ready"})

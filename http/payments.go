@@ -1,22 +1,18 @@
 package http
 
-import (
-	"strings"
-
-	"github.com/gofiber/fiber/v2"
-)
-
-// maxIdempotencyKeyLen bounds the Idempotency-Key header.
-const maxIdempotencyKeyLen = 255
+import "github.com/gofiber/fiber/v2"
 
 // pay: POST /payments {"reservationId", "amount"} (Bearer, optional
 // Idempotency-Key) → 200 {"id", "reservation_id", "amount", "paymentDate",
 // "balance"}.
 func (h *handlers) pay(c *fiber.Ctx) error {
-	// A copy: the key is journaled with the payment.
-	key := strings.Clone(c.Get("Idempotency-Key"))
-	if len(key) > maxIdempotencyKeyLen {
-		return invalid("Idempotency-Key must be at most %d characters", maxIdempotencyKeyLen)
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	token, err := bearer(c)
+	if err != nil {
+		return err
 	}
 	f, err := object(c)
 	if err != nil {
@@ -30,7 +26,7 @@ func (h *handlers) pay(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rc, err := h.b.Pay(c.UserContext(), bearer(c), reservationID, amount, key)
+	rc, err := h.b.Pay(c.UserContext(), token, reservationID, amount, key)
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,15 @@ func (h *handlers) getPoints(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"userId": userID, "balance": balance})
 }
 
-// chargePoints: PATCH /customers/point {"userId", "chargeBalance"} →
-// 200 {"userId", "balance"}. The service bounds chargeBalance (INVALID_AMOUNT).
+// chargePoints: PATCH /customers/point {"userId", "chargeBalance"}
+// (optional Idempotency-Key) → 200 {"userId", "balance"}. The service
+// bounds chargeBalance (INVALID_AMOUNT); a charge repeated with its key
+// answers the first charge's result.
 func (h *handlers) chargePoints(c *fiber.Ctx) error {
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
 	f, err := object(c)
 	if err != nil {
 		return err
@@ -30,7 +36,7 @@ func (h *handlers) chargePoints(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	balance, err := h.b.Charge(c.UserContext(), userID, amount)
+	balance, err := h.b.Charge(c.UserContext(), userID, amount, key)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,11 @@ func (h *handlers) hold(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := h.b.Hold(c.UserContext(), bearer(c), userID, seatID)
+	token, err := bearer(c)
+	if err != nil {
+		return err
+	}
+	r, err := h.b.Hold(c.UserContext(), token, userID, seatID)
 	if err != nil {
 		return err
 	}
@@ -29,7 +33,11 @@ func (h *handlers) getReservation(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := h.b.Reservation(c.UserContext(), bearer(c), id)
+	token, err := bearer(c)
+	if err != nil {
+		return err
+	}
+	r, err := h.b.Reservation(c.UserContext(), token, id)
 	if err != nil {
 		return err
 	}
@@ -42,7 +50,11 @@ func (h *handlers) cancelReservation(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := h.b.Cancel(c.UserContext(), bearer(c), id)
+	token, err := bearer(c)
+	if err != nil {
+		return err
+	}
+	r, err := h.b.Cancel(c.UserContext(), token, id)
 	if err != nil {
 		return err
 	}

@@ -1,14 +1,6 @@
 package http
 
-import (
-	"strings"
-	"unicode/utf8"
-
-	"github.com/gofiber/fiber/v2"
-)
-
-// maxNameLen bounds a user's name (in characters).
-const maxNameLen = 100
+import "github.com/gofiber/fiber/v2"
 
 // createUser: POST /users {"name"} → 201 {"id", "name", "createdAt"}.
 func (h *handlers) createUser(c *fiber.Ctx) error {
@@ -16,13 +8,9 @@ func (h *handlers) createUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	name, err := f.str("name")
+	name, err := f.text("name", maxNameLen)
 	if err != nil {
 		return err
-	}
-	name = strings.TrimSpace(name)
-	if name == "" || utf8.RuneCountInString(name) > maxNameLen {
-		return invalid("name must have 1 to %d characters", maxNameLen)
 	}
 	u, err := h.b.CreateUser(c.UserContext(), name)
 	if err != nil {
@@ -50,7 +38,11 @@ func (h *handlers) issueToken(c *fiber.Ctx) error {
 
 // getToken: GET /users/token (Bearer) → 200 token object.
 func (h *handlers) getToken(c *fiber.Ctx) error {
-	t, err := h.b.Token(c.UserContext(), bearer(c))
+	token, err := bearer(c)
+	if err != nil {
+		return err
+	}
+	t, err := h.b.Token(c.UserContext(), token)
 	if err != nil {
 		return err
 	}

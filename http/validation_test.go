@@ -98,6 +98,8 @@ func TestInputValidation(t *testing.T) {
 		{"admin seats zero", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"seatsPerDate":0,"price":10}`, admin, 400, "INVALID_REQUEST", ""},
 		{"admin seats big", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"seatsPerDate":1001,"price":10}`, admin, 400, "INVALID_REQUEST", ""},
 		{"admin negative price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":-1}`, admin, 400, "INVALID_REQUEST", ""},
+		{"admin zero price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":0}`, admin, 400, "INVALID_REQUEST", ""},
+		{"admin price 1", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"],"price":1}`, admin, 201, "", "CreateConcert"},
 		{"admin missing price", "POST", "/admin/concerts", `{"title":"t","dates":["2030-01-01"]}`, admin, 400, "INVALID_REQUEST", ""},
 
 		{"hold ok", "POST", "/reservations", `{"userId":1,"seatId":2}`, auth, 200, "", "Hold"},
@@ -123,6 +125,32 @@ func TestInputValidation(t *testing.T) {
 		{"pay missing reservation", "POST", "/payments", `{"amount":10}`, auth, 400, "INVALID_REQUEST", ""},
 		{"pay long key", "POST", "/payments", `{"reservationId":1,"amount":10}`,
 			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": strings.Repeat("k", 256)}, 400, "INVALID_REQUEST", ""},
+		{"pay 255 Korean characters key", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": strings.Repeat("가", 255)}, 200, "", "Pay"},
+		{"pay 256 Korean characters key", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": strings.Repeat("가", 256)}, 400, "INVALID_REQUEST", ""},
+		{"pay key not UTF-8", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": "pay-\xff\xfe"}, 400, "INVALID_REQUEST", ""},
+		{"pay token not UTF-8", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer t\xff"}, 400, "INVALID_REQUEST", ""},
+		{"pay token too long", "POST", "/payments", `{"reservationId":1,"amount":10}`,
+			map[string]string{"Authorization": "Bearer " + strings.Repeat("t", 256)}, 400, "INVALID_REQUEST", ""},
+		{"charge with key", "PATCH", "/customers/point", `{"userId":1,"chargeBalance":100}`,
+			map[string]string{"Idempotency-Key": strings.Repeat("가", 255)}, 200, "", "Charge"},
+		{"charge key not UTF-8", "PATCH", "/customers/point", `{"userId":1,"chargeBalance":100}`,
+			map[string]string{"Idempotency-Key": "chg-\xc3\x28"}, 400, "INVALID_REQUEST", ""},
+		{"charge key too long", "PATCH", "/customers/point", `{"userId":1,"chargeBalance":100}`,
+			map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, 400, "INVALID_REQUEST", ""},
+		{"user name NUL", "POST", "/users", `{"name":"a\u0000b"}`, nil, 400, "INVALID_REQUEST", ""},
+		{"user name raw not UTF-8", "POST", "/users", "{\"name\":\"a\xffb\"}", nil, 400, "INVALID_REQUEST", ""},
+		{"user name 100 Korean characters", "POST", "/users", `{"name":"` + strings.Repeat("가", 100) + `"}`, nil, 201, "", "CreateUser"},
+		{"user unknown field not UTF-8", "POST", "/users", "{\"name\":\"a\",\"x\":\"\xff\"}", nil, 400, "INVALID_REQUEST", ""},
+		{"get token not UTF-8", "GET", "/users/token", ``, map[string]string{"Authorization": "Bearer \xff"}, 400, "INVALID_REQUEST", ""},
+		{"admin title NUL", "POST", "/admin/concerts", `{"title":"t\u0000","dates":["2030-01-01"],"price":10}`, admin, 400, "INVALID_REQUEST", ""},
+		{"admin key not UTF-8", "POST", "/admin/concerts", `{}`, map[string]string{"X-Admin-Key": "k\xff"}, 400, "INVALID_REQUEST", ""},
+		{"admin key prefix", "POST", "/admin/concerts", `{}`, map[string]string{"X-Admin-Key": "kk"}, 401, "ADMIN_KEY_INVALID", ""},
+		{"seats date NUL", "GET", "/concerts/1/available-seats?date=2024-10-10%00", ``, nil, 400, "INVALID_REQUEST", ""},
+		{"points user not UTF-8", "GET", "/customers/point?userId=%FF", ``, nil, 400, "INVALID_REQUEST", ""},
 
 		{"unknown route", "GET", "/nope", ``, nil, 404, "NOT_FOUND", ""},
 		{"wrong method", "PUT", "/payments", `{}`, nil, 405, "METHOD_NOT_ALLOWED", ""},
@@ -180,8 +208,8 @@ func TestBodies(t *testing.T) {
 	require.Equal(t, "fan", u["name"])
 	require.Equal(t, "1970-01-01T00:00:00.001Z", u["createdAt"])
 
-	k := get("POST", "/admin/concerts", `{"title":"t","dates":["2030-01-02"],"price":0}`, map[string]string{"X-Admin-Key": "k"})
-	require.EqualValues(t, 0, k["price"])
+	k := get("POST", "/admin/concerts", `{"title":"t","dates":["2030-01-02"],"price":1}`, map[string]string{"X-Admin-Key": "k"})
+	require.EqualValues(t, 1, k["price"])
 	d := k["dates"].([]any)[0].(map[string]any)
 	require.Equal(t, "2030-01-02", d["concertDate"])
 	require.EqualValues(t, 50, d["seats"])
@@ -190,13 +218,8 @@ func TestBodies(t *testing.T) {
 // TestPayloadTooLarge needs a real server: Fiber's test hook reports the
 // oversized body as its own error instead of answering.
 func TestPayloadTooLarge(t *testing.T) {
-	app := New(Config{Booking: &fakeBooking{}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
-
-	status, raw := PostOversized(t, ln.Addr().String(), "/users")
+	addr := serveFake(t, Config{Booking: &fakeBooking{}})
+	status, raw := PostOversized(t, addr, "/users")
 	require.Equal(t, stdhttp.StatusRequestEntityTooLarge, status)
 	var e apiError
 	require.NoError(t, json.Unmarshal(raw, &e))
@@ -223,4 +246,21 @@ func PostOversized(t *testing.T, addr, path string) (int, []byte) {
 	raw, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	return res.StatusCode, raw
+}
+
+// TestIdempotencyKeyReachesBooking: the Idempotency-Key of a charge and of
+// a payment is handed to the service as sent (a repeated key is the
+// wallet's to answer with the first result).
+func TestIdempotencyKeyReachesBooking(t *testing.T) {
+	key := strings.Repeat("가", 255)
+	for _, tt := range []struct{ method, path, body string }{
+		{"PATCH", "/customers/point", `{"userId":1,"chargeBalance":100}`},
+		{"POST", "/payments", `{"reservationId":1,"amount":10}`},
+	} {
+		fb := &fakeBooking{}
+		res, e := do(t, Config{Booking: fb}, tt.method, tt.path, tt.body,
+			map[string]string{"Authorization": "Bearer t", "Idempotency-Key": key})
+		require.Equal(t, 200, res.StatusCode, "%s %s: %+v", tt.method, tt.path, e)
+		require.Equal(t, key, fb.key, "%s %s", tt.method, tt.path)
+	}
 }

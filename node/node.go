@@ -49,8 +49,13 @@ type Config struct {
 	// ReminderInterval is how often durable reminders are scanned to wake
 	// actors with open work (default 1 s).
 	ReminderInterval time.Duration
-	NodeID           string
-	Logger           *slog.Logger
+	// JournalPrune deletes each actor's journal rows up to the snapshot its
+	// latest one replaced (persistence.JournalOptions.PruneAfterSnapshot).
+	JournalPrune bool
+	// Pprof serves the Go profiler at /debug/pprof/ (see http.Config.Pprof).
+	Pprof  bool
+	NodeID string
+	Logger *slog.Logger
 	// Cluster places the actors: in this process (default) or as grains of
 	// a Proto.Actor cluster (node/cluster.go).
 	Cluster ClusterConfig
@@ -101,7 +106,7 @@ type Node struct {
 	tokens   *actors.TokenTable
 	feed     *actors.TokenFeed // nil unless clustered (node/cluster.go)
 	booking  *booking.Service
-	app      *fiber.App
+	http     *httpapi.Server
 	registry *prometheus.Registry
 
 	stopReminders context.CancelFunc
@@ -137,9 +142,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, pool: pool, registry: prometheus.NewRegistry()}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.journal = persistence.NewJournal(pool, persistence.JournalOptions{
-		WriterID:   cfg.NodeID,
-		Writers:    cfg.JournalWriters,
-		Registerer: n.registry,
+		WriterID:           cfg.NodeID,
+		Writers:            cfg.JournalWriters,
+		PruneAfterSnapshot: cfg.JournalPrune,
+		Registerer:         n.registry,
 	})
 	n.catalog = persistence.NewCatalog(pool)
 	n.tokens = actors.NewTokenTable()
@@ -206,14 +212,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         cfg.Logger,
 	})
-	n.app = httpapi.New(httpapi.Config{
+	n.http = httpapi.NewServer(httpapi.New(httpapi.Config{
 		Booking:    n.booking,
 		AdminKey:   cfg.AdminKey,
 		Registerer: n.registry,
 		Gatherer:   n.registry,
 		Ready:      n.Ready,
+		Pprof:      cfg.Pprof,
 		Logger:     cfg.Logger,
-	})
+	}), cfg.Logger)
 	return n, nil
 }
 
@@ -241,7 +248,7 @@ func (n *Node) Ready(ctx context.Context) error {
 }
 
 // App is the node's HTTP application.
-func (n *Node) App() *fiber.App { return n.app }
+func (n *Node) App() *fiber.App { return n.http.App() }
 
 // Catalog is the node's catalog (for demo data and tests).
 func (n *Node) Catalog() *persistence.Catalog { return n.catalog }
@@ -252,15 +259,20 @@ func (n *Node) Router() cluster.Router { return n.router }
 // Booking is the node's application service (for demo data and tests).
 func (n *Node) Booking() *booking.Service { return n.booking }
 
-// Serve answers HTTP on ln until Shutdown.
-func (n *Node) Serve(ln net.Listener) error { return n.app.Listener(ln) }
+// Serve answers HTTP on ln until Shutdown; it returns nil after Shutdown.
+// Open ln with httpapi.Listen: a stop then refuses new connections without
+// resetting the ones queued in the listener's backlog.
+func (n *Node) Serve(ln net.Listener) error { return n.http.Serve(ln) }
 
-// Shutdown stops taking requests, lets the actors finish their writes, then
-// closes the journal and the pool.
+// Shutdown stops taking connections and answers every request already
+// read (httpapi.Server.Shutdown) until ctx ends — then the connections left
+// are cut and reported in the error. Whatever the drain's outcome, it then
+// stops the actors (they finish their writes), flushes and closes the
+// journal, and closes the pool.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
-	if n.app != nil {
-		if err := n.app.ShutdownWithContext(ctx); err != nil {
+	if n.http != nil {
+		if err := n.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}

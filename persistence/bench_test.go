@@ -334,3 +334,26 @@ SELECT $1 || '/' || i, 0, 'S', '', 'bench' FROM generate_series(0, $2 - 1) AS i`
 	}
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkJournalIdle measures one actor's append after append on an idle
+// pipeline: the latency a lone write pays. With the adaptive linger it is
+// written at once; a fixed linger would add its full wait to every write.
+func BenchmarkJournalIdle(b *testing.B) {
+	url := pgtest.NewDatabaseURL(b)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	j := persistence.NewJournal(pool, persistence.JournalOptions{WriterID: "bench", Linger: time.Millisecond})
+	defer j.Close()
+	ctx := context.Background()
+	payload := make([]byte, 200)
+	b.ResetTimer()
+	for i := range b.N {
+		ev := []persistence.Event{{Seq: int64(i + 1), Type: "bench.E", Payload: payload}}
+		if err := j.Append(ctx, "idle/1", ev, persistence.ReminderChange{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -51,7 +52,9 @@ type JournalOptions struct {
 	// more calls to fill the batch; default DefaultLinger (200µs). Most
 	// batching is natural (calls queue up while a batch waits for its
 	// fsync); a short linger merges the stragglers and measured ~10-20%
-	// faster than 0 here. Negative means 0 (write what is queued at once).
+	// faster than 0 here. It adapts: a writer lingers only while another
+	// writer has a batch in flight, so a lone request on an idle pipeline
+	// is written at once. Negative means 0 (write what is queued at once).
 	Linger time.Duration
 	// QueueLen is the number of calls the queue holds before AppendAsync
 	// refuses with ErrOverloaded; default max(DefaultMinQueueLen,
@@ -129,9 +132,13 @@ type request struct {
 // written by different writers in any order, and the primary key then
 // decides (the loser gets ErrFenced).
 type Journal struct {
-	pool      *pgxpool.Pool
-	opts      JournalOptions
-	reqs      chan *request
+	pool *pgxpool.Pool
+	opts JournalOptions
+	reqs chan *request
+	// writing counts the writers with a batch in flight: a writer lingers
+	// for stragglers only while another is committing (load), and writes at
+	// once when the pipeline is otherwise idle.
+	writing   atomic.Int32
 	snapSlots chan struct{} // one token per running SaveSnapshot
 	sql       batchStatements
 	metrics   *journalMetrics

@@ -51,7 +51,8 @@ func (j *Journal) writer() {
 				continue
 			default:
 			}
-			if linger <= 0 {
+			if linger <= 0 || j.writing.Load() == 0 {
+				// Idle pipeline: lingering would only add latency.
 				break
 			}
 			select {
@@ -69,7 +70,9 @@ func (j *Journal) writer() {
 		if linger > 0 {
 			timer.Stop()
 		}
+		j.writing.Add(1)
 		w.write(j, batch, n)
+		j.writing.Add(-1)
 		clear(batch) // drop references to finished calls
 		// If the queue was closed while gathering, the next receive drains
 		// what is left or reports the close.

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/concert/ticketing/node"
 )
@@ -25,7 +26,7 @@ import (
 // settings (a test keeps them in sync).
 type Config struct {
 	HTTPAddr       string        // HTTP_ADDR, -http-addr
-	DatabaseURL    string        // DATABASE_URL, -database-url; main decides whether it is required
+	DatabaseURL    string        // DATABASE_URL, -database-url; required
 	AdminKey       string        // ADMIN_KEY, -admin-key; empty turns the admin routes off
 	HoldTTL        time.Duration // HOLD_TTL, -hold-ttl
 	HoldLimit      int           // HOLD_LIMIT, -hold-limit
@@ -35,11 +36,25 @@ type Config struct {
 	SnapshotEvery  int           // SNAPSHOT_EVERY, -snapshot-every
 	ActorIdleTTL   time.Duration // ACTOR_IDLE_TTL, -actor-idle-ttl
 	RequestTimeout time.Duration // REQUEST_TIMEOUT, -request-timeout
-	JournalWriters int           // JOURNAL_WRITERS, -journal-writers
-	DBMaxConns     int           // DB_MAX_CONNS, -db-max-conns
-	NodeID         string        // NODE_ID, -node-id; default the host name
-	DemoData       bool          // DEMO_DATA, -demo
-	LogLevel       string        // LOG_LEVEL, -log-level: debug, info, warn or error
+	// ShutdownTimeout bounds a graceful stop's drain: answering the
+	// requests already read (SHUTDOWN_TIMEOUT, -shutdown-timeout).
+	ShutdownTimeout time.Duration
+	// IdempotencyRetention is how long idempotency keys and payment records
+	// are kept (IDEMPOTENCY_RETENTION, -idempotency-retention).
+	IdempotencyRetention time.Duration
+	// ReminderInterval is how often due reminders are scanned
+	// (REMINDER_INTERVAL, -reminder-interval).
+	ReminderInterval time.Duration
+	// JournalPrune deletes journal rows behind a durable snapshot
+	// (JOURNAL_PRUNE, -journal-prune).
+	JournalPrune bool
+	// Pprof serves the Go profiler at /debug/pprof/ (PPROF, -pprof).
+	Pprof          bool
+	JournalWriters int    // JOURNAL_WRITERS, -journal-writers
+	DBMaxConns     int    // DB_MAX_CONNS, -db-max-conns
+	NodeID         string // NODE_ID, -node-id; default the host name
+	DemoData       bool   // DEMO_DATA, -demo
+	LogLevel       string // LOG_LEVEL, -log-level: debug, info, warn or error
 
 	// Cluster settings (see clusterSettings in cluster_config.go).
 	Cluster node.ClusterConfig
@@ -52,6 +67,9 @@ type setting struct {
 	isBool                bool
 	apply                 func(c *Config, raw string) error
 }
+
+// maxAdminKeyLen is the longest X-Admin-Key the API accepts, in characters.
+const maxAdminKeyLen = 255
 
 // hostname is replaceable in tests.
 var hostname = os.Hostname
@@ -81,6 +99,32 @@ var baseSettings = []setting{
 		func(c *Config) *time.Duration { return &c.ActorIdleTTL }),
 	dur("REQUEST_TIMEOUT", "request-timeout", "5s", "time limit for one API request",
 		func(c *Config) *time.Duration { return &c.RequestTimeout }),
+	dur("SHUTDOWN_TIMEOUT", "shutdown-timeout", "15s", "on SIGTERM or SIGINT, time allowed to answer the requests already received before they are cut",
+		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	dur("IDEMPOTENCY_RETENTION", "idempotency-retention", "24h", "how long an Idempotency-Key of a charge or payment is honoured (and a payment record kept by its wallet)",
+		func(c *Config) *time.Duration { return &c.IdempotencyRetention }),
+	dur("REMINDER_INTERVAL", "reminder-interval", "1s", "how often durable reminders are scanned to wake actors with open work (expiries, payments) after a restart",
+		func(c *Config) *time.Duration { return &c.ReminderInterval }),
+	{env: "JOURNAL_PRUNE", flag: "journal-prune", def: "false", isBool: true,
+		usage: "delete journal rows older than an actor's previous snapshot (keeps the database bounded; turns off the full event history)",
+		apply: func(c *Config, raw string) error {
+			v, err := strconv.ParseBool(raw)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", raw)
+			}
+			c.JournalPrune = v
+			return nil
+		}},
+	{env: "PPROF", flag: "pprof", def: "false", isBool: true,
+		usage: "serve the Go profiler at /debug/pprof/ (to X-Admin-Key holders; to loopback clients only when no admin key is set)",
+		apply: func(c *Config, raw string) error {
+			v, err := strconv.ParseBool(raw)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", raw)
+			}
+			c.Pprof = v
+			return nil
+		}},
 	num("JOURNAL_WRITERS", "journal-writers", "4", "concurrent journal writers (each uses one database connection per batch)",
 		func(c *Config) *int { return &c.JournalWriters }),
 	num("DB_MAX_CONNS", "db-max-conns", "16", "size of the database connection pool; must exceed JOURNAL_WRITERS",
@@ -193,6 +237,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 
 	var c Config
 	var errs []error
+	failed := map[string]bool{} // env names of the settings that did not parse
 	for i, s := range settings {
 		raw, from := s.def, "default of -"+s.flag
 		if raws[i].set {
@@ -202,11 +247,10 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		}
 		if err := s.apply(&c, raw); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", from, err))
+			failed[s.env] = true
 		}
 	}
-	if len(errs) == 0 {
-		errs = c.check()
-	}
+	errs = append(errs, c.check(failed)...)
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
@@ -220,11 +264,18 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// check validates what single settings cannot.
-func (c Config) check() []error {
+// check validates what parsing single settings cannot: required settings,
+// formats and relations. A relation is only checked when none of its
+// settings is in failed (env names of the settings that did not parse:
+// their error is reported already, and their value here is zero).
+func (c Config) check(failed map[string]bool) []error {
 	var errs []error
 	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
 		errs = append(errs, fmt.Errorf("HTTP_ADDR/-http-addr: want host:port or :port, got %q", c.HTTPAddr))
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL/-database-url: required: the PostgreSQL connection URL, "+
+			"e.g. postgres://user@host:5432/db?sslmode=disable"))
 	}
 	if c.DatabaseURL != "" && strings.Contains(c.DatabaseURL, "://") {
 		// Keyword/value strings ("host=... dbname=...") are left to pgx.
@@ -235,7 +286,7 @@ func (c Config) check() []error {
 			errs = append(errs, fmt.Errorf("DATABASE_URL/-database-url: scheme must be postgres:// or postgresql://, got %s://", u.Scheme))
 		}
 	}
-	if c.DBMaxConns <= c.JournalWriters {
+	if !failed["DB_MAX_CONNS"] && !failed["JOURNAL_WRITERS"] && c.DBMaxConns <= c.JournalWriters {
 		errs = append(errs, fmt.Errorf("DB_MAX_CONNS (%d) must exceed JOURNAL_WRITERS (%d): the journal writers would take every connection",
 			c.DBMaxConns, c.JournalWriters))
 	}
@@ -245,27 +296,36 @@ func (c Config) check() []error {
 	if strings.IndexFunc(c.NodeID, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 || len(c.NodeID) > 200 {
 		errs = append(errs, fmt.Errorf("NODE_ID/-node-id: want at most 200 printable characters without spaces, got %q", c.NodeID))
 	}
+	// The admin routes compare the X-Admin-Key header, which the API takes
+	// as UTF-8 text of at most 255 characters; never echo the key.
+	if !utf8.ValidString(c.AdminKey) || strings.IndexByte(c.AdminKey, 0) >= 0 || utf8.RuneCountInString(c.AdminKey) > maxAdminKeyLen {
+		errs = append(errs, fmt.Errorf("ADMIN_KEY/-admin-key: want at most %d characters of UTF-8 text", maxAdminKeyLen))
+	}
 	return errs
 }
 
 // Node is the node configuration for these settings.
 func (c Config) Node(logger *slog.Logger) node.Config {
 	return node.Config{
-		DatabaseURL:    c.DatabaseURL,
-		AdminKey:       c.AdminKey,
-		HoldTTL:        c.HoldTTL,
-		HoldLimit:      c.HoldLimit,
-		ActiveTokens:   c.ActiveTokens,
-		TokenIdleTTL:   c.TokenIdleTTL,
-		WaitIdleTTL:    c.WaitIdleTTL,
-		ActorIdleTTL:   c.ActorIdleTTL,
-		RequestTimeout: c.RequestTimeout,
-		SnapshotEvery:  c.SnapshotEvery,
-		JournalWriters: c.JournalWriters,
-		DBMaxConns:     c.DBMaxConns,
-		NodeID:         c.NodeID,
-		Logger:         logger,
-		Cluster:        c.Cluster,
+		DatabaseURL:          c.DatabaseURL,
+		AdminKey:             c.AdminKey,
+		HoldTTL:              c.HoldTTL,
+		HoldLimit:            c.HoldLimit,
+		ActiveTokens:         c.ActiveTokens,
+		TokenIdleTTL:         c.TokenIdleTTL,
+		WaitIdleTTL:          c.WaitIdleTTL,
+		ActorIdleTTL:         c.ActorIdleTTL,
+		RequestTimeout:       c.RequestTimeout,
+		SnapshotEvery:        c.SnapshotEvery,
+		IdempotencyRetention: c.IdempotencyRetention,
+		ReminderInterval:     c.ReminderInterval,
+		JournalPrune:         c.JournalPrune,
+		Pprof:                c.Pprof,
+		JournalWriters:       c.JournalWriters,
+		DBMaxConns:           c.DBMaxConns,
+		NodeID:               c.NodeID,
+		Logger:               logger,
+		Cluster:              c.Cluster,
 	}
 }
 

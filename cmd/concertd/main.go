@@ -8,12 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	httpapi "github.com/concert/ticketing/http"
 	"github.com/concert/ticketing/node"
 )
 
@@ -48,25 +48,36 @@ func run() error {
 			return fmt.Errorf("demo data: %w", err)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := httpapi.Listen(ctx, cfg.HTTPAddr)
 	if err != nil {
 		_ = n.Shutdown(context.Background())
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		return err
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "node", cfg.NodeID)
 
 	served := make(chan error, 1)
 	go func() { served <- n.Serve(ln) }()
+	serving := true
 	select {
 	case err = <-served:
+		serving = false
 	case <-ctx.Done():
-		logger.Info("shutting down")
+		logger.Info("shutting down: answering the requests already received", "timeout", cfg.ShutdownTimeout)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// Stop taking connections, answer what was read (up to
+	// SHUTDOWN_TIMEOUT), then stop the actors and flush the journal.
+	start := time.Now()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if serr := n.Shutdown(shutdownCtx); serr != nil && err == nil {
 		err = serr
 	}
+	if serving {
+		if serr := <-served; serr != nil && err == nil {
+			err = serr
+		}
+	}
+	logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond), "err", err)
 	return err
 }
 
