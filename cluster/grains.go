@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,6 +41,14 @@ type Grains struct {
 	kinds   map[string]bool
 	log     *slog.Logger
 	cooling *coolingSet
+	owners  atomic.Pointer[ownership] // this node's view of placement
+}
+
+// ownership is one member list as rendezvous placement sees it; version
+// grows with each topology this node learns.
+type ownership struct {
+	version uint64
+	rdv     *pcluster.Rendezvous
 }
 
 // GrainsConfig configures StartGrains.
@@ -94,7 +103,7 @@ func StartGrains(system *actor.ActorSystem, cfg GrainsConfig) (g *Grains, err er
 		}
 		produce, kind := produce, kind
 		props := actor.PropsFromProducer(func() actor.Actor {
-			return &grain{produce: produce, kind: kind, cooling: g.cooling}
+			return &grain{produce: produce, kind: kind, cooling: g.cooling, grains: g}
 		}, actor.WithMailbox(bouncingMailbox(depth)))
 		kinds = append(kinds, pcluster.NewKind(kind, props))
 		g.kinds[kind] = true
@@ -112,6 +121,17 @@ func StartGrains(system *actor.ActorSystem, cfg GrainsConfig) (g *Grains, err er
 	rcfg := remote.Configure(cfg.Host, cfg.Port, ropts...)
 	ccfg := pcluster.Configure(cfg.Name, cfg.Provider, disthash.New(), rcfg, pcluster.WithKinds(kinds...))
 	g.c = pcluster.New(system, ccfg)
+	system.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*pcluster.ClusterTopology); ok {
+			r := pcluster.NewRendezvous()
+			r.UpdateMembers(t.Members)
+			var v uint64 = 1
+			if old := g.owners.Load(); old != nil {
+				v = old.version + 1
+			}
+			g.owners.Store(&ownership{version: v, rdv: r})
+		}
+	})
 	// Proto.Actor panics when the remote port is taken or the provider fails.
 	defer func() {
 		if r := recover(); r != nil {
@@ -260,11 +280,33 @@ func isRejection(err error) bool {
 // the messages already queued is all a manager could do. A stop then bounces
 // the late ones (bouncingMailbox).
 type grain struct {
-	produce Producer
-	kind    string
-	inner   actor.Actor
-	cooling *coolingSet
-	key     string
+	produce  Producer
+	kind     string
+	identity string
+	inner    actor.Actor
+	cooling  *coolingSet
+	key      string
+	grains   *Grains
+	checked  uint64 // the ownership version this activation was last found the owner in
+}
+
+// owned reports whether this node, as it now sees the members, is where
+// the grain belongs. An activation made on a node that no longer owns it —
+// activated before the member list settled, or asked by a member with
+// another view — stops instead of answering from state that the owner may
+// have moved past (Proto.Actor poisons moved grains on each topology change
+// too; this also covers the copies it misses).
+func (g *grain) owned(self string) bool {
+	o := g.grains.owners.Load()
+	if o == nil || o.version == g.checked {
+		return true
+	}
+	owner := o.rdv.GetByClusterIdentity(&pcluster.ClusterIdentity{Identity: g.identity, Kind: g.kind})
+	if owner == "" || owner == self {
+		g.checked = o.version
+		return true
+	}
+	return false
 }
 
 func (g *grain) Receive(ctx actor.Context) {
@@ -274,7 +316,7 @@ func (g *grain) Receive(ctx actor.Context) {
 		if ci := pcluster.GetClusterIdentity(ctx); ci != nil {
 			identity = ci.Identity
 		}
-		g.key = g.kind + "/" + identity
+		g.key, g.identity = g.kind+"/"+identity, identity
 		ctx.Set(&managerExtension{pid: ctx.Self()})
 		if g.cooling.active(g.key) {
 			// Its recovery failed a moment ago: do not hit the store again
@@ -303,6 +345,15 @@ func (g *grain) Receive(ctx actor.Context) {
 		return
 	case *LeaveGranted:
 		if _, ok := g.inner.(coolingActor); ok {
+			ctx.Stop(ctx.Self())
+			return
+		}
+	case proto.Message:
+		if !g.owned(ctx.ActorSystem().Address()) {
+			g.grains.log.Debug("activation on a node that no longer owns it: stopping", "actor", g.key)
+			if s := ctx.Sender(); s != nil && strings.HasPrefix(s.GetId(), "future") {
+				ctx.Send(s, &actor.DeadLetterResponse{Target: ctx.Self()})
+			}
 			ctx.Stop(ctx.Self())
 			return
 		}

@@ -56,22 +56,40 @@ func (f *flighty) Receive(ctx actor.Context) {
 	}
 }
 
-func startTestGrains(t *testing.T, kinds map[string]Producer) *Grains {
+// One Grains per test binary: Proto.Actor's remote.Start sets gRPC's
+// global logger, which races (under -race) with the gRPC goroutines of a
+// member started earlier in the same process.
+var (
+	testGrainsOnce sync.Once
+	testGrains     *Grains
+	testGrainsErr  error
+	activations    = map[string]*atomic.Int64{"f": {}, "leave": {}, "abrupt": {}}
+)
+
+func startTestGrains(t *testing.T) *Grains {
 	t.Helper()
-	system := actor.NewActorSystem()
-	g, err := StartGrains(system, GrainsConfig{Host: "127.0.0.1", Port: 0, Kinds: kinds})
-	if err != nil {
-		t.Fatal(err)
+	testGrainsOnce.Do(func() {
+		testGrains, testGrainsErr = StartGrains(actor.NewActorSystem(), GrainsConfig{Host: "127.0.0.1", Port: 0, Kinds: map[string]Producer{
+			"f": func(id string) actor.Actor {
+				return &flighty{identity: id, idle: time.Minute, started: activations["f"]}
+			},
+			"leave": func(id string) actor.Actor {
+				return &flighty{identity: id, idle: time.Millisecond, started: activations["leave"]}
+			},
+			"abrupt": func(id string) actor.Actor {
+				return &flighty{identity: id, abrupt: true, idle: time.Millisecond, started: activations["abrupt"]}
+			},
+		}})
+	})
+	if testGrainsErr != nil {
+		t.Fatal(testGrainsErr)
 	}
-	t.Cleanup(g.Kill)
-	return g
+	return testGrains
 }
 
 func TestGrainsReachByKindAndIdentity(t *testing.T) {
-	var started atomic.Int64
-	g := startTestGrains(t, map[string]Producer{
-		"f": func(id string) actor.Actor { return &flighty{identity: id, idle: time.Minute, started: &started} },
-	})
+	g := startTestGrains(t)
+	started := activations["f"]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, id := range []string{"a", "b", "a"} {
@@ -96,18 +114,10 @@ func TestGrainsReachByKindAndIdentity(t *testing.T) {
 // would wait out its deadline). Both a graceful Leave and an abrupt stop are
 // covered: late messages are bounced as dead letters and retried.
 func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
-	for _, abrupt := range []bool{false, true} {
-		name := "leave"
-		if abrupt {
-			name = "abrupt"
-		}
-		t.Run(name, func(t *testing.T) {
-			var started atomic.Int64
-			g := startTestGrains(t, map[string]Producer{
-				"f": func(id string) actor.Actor {
-					return &flighty{identity: id, abrupt: abrupt, idle: time.Millisecond, started: &started}
-				},
-			})
+	g := startTestGrains(t)
+	for _, kind := range []string{"leave", "abrupt"} {
+		t.Run(kind, func(t *testing.T) {
+			started := activations[kind]
 			const callers, perCaller = 16, 150
 			var wg sync.WaitGroup
 			var failed, slow atomic.Int64
@@ -121,7 +131,7 @@ func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
 						id := []string{"x", "y", "z"}[(c+i)%3]
 						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 						t0 := time.Now()
-						_, err := g.Request(ctx, "f", id, wrapperspb.String("hi"))
+						_, err := g.Request(ctx, kind, id, wrapperspb.String("hi"))
 						cancel()
 						if err != nil {
 							failed.Add(1)

@@ -8,7 +8,7 @@ import (
 
 func TestClusterSettings(t *testing.T) {
 	c, err := LoadConfig([]string{"-cluster-provider=static", "-cluster-port=7101"},
-		envOf(map[string]string{"CLUSTER_PEERS": "127.0.0.1:7101, 127.0.0.1:7102,,", "CLUSTER_NAME": "tickets"}))
+		envOf(withDB(map[string]string{"CLUSTER_PEERS": "127.0.0.1:7101, 127.0.0.1:7102,,", "CLUSTER_NAME": "tickets"})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestClusterSettings(t *testing.T) {
 		{[]string{"-cluster-port=70000"}, "cluster-port"},
 		{[]string{"-cluster-peers=nocolon", "-cluster-provider=static", "-cluster-port=1"}, "host:port"},
 	} {
-		if _, err := LoadConfig(bad.args, envOf(nil)); err == nil || !strings.Contains(err.Error(), bad.want) {
+		if _, err := LoadConfig(bad.args, envOf(withDB(nil))); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%v: error %v, want one naming %s", bad.args, err, bad.want)
 		}
 	}
