@@ -42,7 +42,21 @@ type Grains struct {
 	log     *slog.Logger
 	cooling *coolingSet
 	owners  atomic.Pointer[ownership] // this node's view of placement
+	left    atomic.Pointer[departure] // closed when members leave
 }
+
+// departure is closed when members leave the cluster; addrs then holds
+// their addresses. A fresh one waits for the next departure.
+type departure struct {
+	ch    chan struct{}
+	addrs map[string]bool
+}
+
+// ErrMemberLeft is returned when the member running the actor left the
+// cluster (it died or was stopped) while the request waited: it is an
+// ErrTimeout — the request may or may not have taken effect — returned at
+// once rather than at the deadline.
+var ErrMemberLeft = fmt.Errorf("%w: the actor's member left the cluster", ErrTimeout)
 
 // ownership is one member list as rendezvous placement sees it; version
 // grows with each topology this node learns.
@@ -121,8 +135,17 @@ func StartGrains(system *actor.ActorSystem, cfg GrainsConfig) (g *Grains, err er
 	rcfg := remote.Configure(cfg.Host, cfg.Port, ropts...)
 	ccfg := pcluster.Configure(cfg.Name, cfg.Provider, disthash.New(), rcfg, pcluster.WithKinds(kinds...))
 	g.c = pcluster.New(system, ccfg)
+	g.left.Store(&departure{ch: make(chan struct{})})
 	system.EventStream.Subscribe(func(ev any) {
 		if t, ok := ev.(*pcluster.ClusterTopology); ok {
+			if len(t.Left) > 0 {
+				d := g.left.Swap(&departure{ch: make(chan struct{})})
+				d.addrs = map[string]bool{}
+				for _, m := range t.Left {
+					d.addrs[m.Address()] = true
+				}
+				close(d.ch)
+			}
 			r := pcluster.NewRendezvous()
 			r.UpdateMembers(t.Members)
 			var v uint64 = 1
@@ -210,7 +233,11 @@ func (g *Grains) Request(ctx context.Context, kind, identity string, msg proto.M
 		}
 		pid := g.pid(ctx, identity, kind, deadline)
 		if pid != nil {
-			res, err := g.root.RequestFuture(pid, msg, left).Result()
+			res, err, gone := g.await(g.root.RequestFuture(pid, msg, left), pid.GetAddress())
+			if gone {
+				g.c.PidCache.RemoveByValue(identity, kind, pid)
+				return nil, fmt.Errorf("request %s/%s: %w", kind, identity, ErrMemberLeft)
+			}
 			if !errors.Is(err, actor.ErrDeadLetter) {
 				return replyError(kind, identity, res, err)
 			}
@@ -226,6 +253,35 @@ func (g *Grains) Request(ctx context.Context, kind, identity string, msg proto.M
 		case <-time.After(d):
 		}
 		wait = min(2*wait, grainRetryMax)
+	}
+}
+
+// await waits for a request's answer; for an actor on another member it
+// gives up (gone) as soon as that member leaves the cluster, instead of
+// waiting out the deadline for an answer that cannot come.
+func (g *Grains) await(f *actor.Future, addr string) (res any, err error, gone bool) {
+	if addr == g.c.ActorSystem.Address() {
+		res, err = f.Result()
+		return res, err, false
+	}
+	dep := g.left.Load()
+	done := make(chan struct{})
+	var r any
+	var e error
+	go func() {
+		r, e = f.Result()
+		close(done)
+	}()
+	for {
+		select {
+		case <-done:
+			return r, e, false
+		case <-dep.ch:
+			if dep.addrs[addr] {
+				return nil, nil, true
+			}
+			dep = g.left.Load()
+		}
 	}
 }
 

@@ -60,6 +60,7 @@ type ledger struct {
 	paid     map[int64]bool
 	answers  map[string]int // "node status code" → count
 	slow     atomic.Int64   // answers later than the request deadline + 2 s
+	max503   atomic.Int64   // longest wait for a 503, in ms
 	requests atomic.Int64
 }
 
@@ -106,8 +107,12 @@ func (c *testCluster) runLoad(ctx context.Context, fans []*fan, seats []int64, l
 				t0 := time.Now()
 				st, body := c.call(p, "POST", "/reservations", tok, map[string]any{"userId": f.id, "seatId": seat}, &res)
 				l.requests.Add(1)
-				if time.Since(t0) > 7*time.Second {
+				took := time.Since(t0)
+				if took > 7*time.Second {
 					l.slow.Add(1)
+				}
+				if st == 503 && took.Milliseconds() > l.max503.Load() {
+					l.max503.Store(took.Milliseconds())
 				}
 				l.answer(p.name, st, codeOf(body))
 				if st == 200 {
@@ -215,7 +220,8 @@ func (l *ledger) summary() string {
 	for _, k := range keys {
 		s += fmt.Sprintf(" [%s]×%d", k, l.answers[k])
 	}
-	return fmt.Sprintf("%d requests, %d holds, %d paid, %d slow;%s", l.requests.Load(), len(l.holds), len(l.paid), l.slow.Load(), s)
+	return fmt.Sprintf("%d requests, %d holds, %d paid, %d slow, longest 503 of a hold %d ms;%s",
+		l.requests.Load(), len(l.holds), len(l.paid), l.slow.Load(), l.max503.Load(), s)
 }
 
 // seatsOf creates a concert of dates×perDate seats (several dates, so seat
