@@ -63,6 +63,7 @@ var ErrMemberLeft = fmt.Errorf("%w: the actor's member left the cluster", ErrTim
 type ownership struct {
 	version uint64
 	rdv     *pcluster.Rendezvous
+	members []string // addresses
 }
 
 // GrainsConfig configures StartGrains.
@@ -152,7 +153,11 @@ func StartGrains(system *actor.ActorSystem, cfg GrainsConfig) (g *Grains, err er
 			if old := g.owners.Load(); old != nil {
 				v = old.version + 1
 			}
-			g.owners.Store(&ownership{version: v, rdv: r})
+			addrs := make([]string, len(t.Members))
+			for i, m := range t.Members {
+				addrs[i] = m.Address()
+			}
+			g.owners.Store(&ownership{version: v, rdv: r, members: addrs})
 		}
 	})
 	// Proto.Actor panics when the remote port is taken or the provider fails.
@@ -171,13 +176,13 @@ func (g *Grains) Cluster() *pcluster.Cluster { return g.c }
 // Address is this member's host:port as other members dial it.
 func (g *Grains) Address() string { return g.c.ActorSystem.Address() }
 
-// Members returns the addresses of the members this node currently sees.
+// Members returns the addresses of the members this node currently sees
+// (from the topology events: MemberList's own accessors read without a lock).
 func (g *Grains) Members() []string {
-	var out []string
-	for _, m := range g.c.MemberList.Members().Members() {
-		out = append(out, m.Address())
+	if o := g.owners.Load(); o != nil {
+		return append([]string(nil), o.members...)
 	}
-	return out
+	return nil
 }
 
 // Leave leaves the cluster gracefully: the other members stop routing here,

@@ -153,7 +153,7 @@ func place(system *actor.ActorSystem, c ClusterConfig, kinds map[string]cluster.
 	if reg != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cluster_members", Help: "Members of the cluster this node sees, itself included.",
-		}, func() float64 { return float64(g.Cluster().MemberList.Length()) }))
+		}, func() float64 { return float64(len(g.Members())) }))
 	}
 	return g, nil
 }

@@ -55,7 +55,11 @@ var buildErr error
 func buildNode(t testing.TB) {
 	t.Helper()
 	buildOnce.Do(func() {
-		out, err := exec.Command("go", "build", "-o", nodeBin, "github.com/concert/ticketing/cmd/concertd").CombinedOutput()
+		args := []string{"build", "-o", nodeBin}
+		if os.Getenv("CLUSTER_NODE_RACE") != "" {
+			args = append(args, "-race") // to see the library's races for yourself
+		}
+		out, err := exec.Command("go", append(args, "github.com/concert/ticketing/cmd/concertd")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v: %s", err, out)
 		}
@@ -140,6 +144,11 @@ func newClusterWith(t testing.TB, n int, etcdURL string, env ...string) *testClu
 		if t.Failed() {
 			for _, p := range c.nodes {
 				p.dumpLog(40)
+			}
+		}
+		if os.Getenv("CLUSTER_NODE_RACE") != "" {
+			for _, p := range c.nodes {
+				p.reportRaces()
 			}
 		}
 	})
@@ -501,4 +510,29 @@ func (c *testCluster) metricLabel(p *proc, name, label string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// reportRaces logs the data races a -race node reported (CLUSTER_NODE_RACE).
+func (p *proc) reportRaces() {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return
+	}
+	text := string(data)
+	n := strings.Count(text, "WARNING: DATA RACE")
+	if n == 0 {
+		p.t.Logf("%s: no data race reported", p.name)
+		return
+	}
+	i := strings.Index(text, "WARNING: DATA RACE")
+	var frames []string
+	for _, line := range strings.Split(text[i:], "\n")[1:] {
+		if strings.HasPrefix(strings.TrimSpace(line), "github.com/") {
+			frames = append(frames, strings.TrimSpace(line))
+		}
+		if len(frames) == 8 {
+			break
+		}
+	}
+	p.t.Logf("%s: %d data races reported; the first in:\n  %s", p.name, n, strings.Join(frames, "\n  "))
 }
