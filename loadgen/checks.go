@@ -220,6 +220,8 @@ type SurgeOutcome struct {
 	// not checked). They must be the first of the line, at least Freed.
 	Freed    int
 	Admitted []int
+	// AdmittedBehind counts users found ACTIVE at the back of the line.
+	AdmittedBehind int
 }
 
 // CheckSurge: one token per user (a repeated request answers the same
@@ -320,6 +322,9 @@ func CheckSurge(o SurgeOutcome) []Check {
 	if o.Admitted != nil || o.Freed > 0 {
 		headOf := o.Order[:min(len(o.Admitted), len(o.Order))]
 		switch {
+		case o.AdmittedBehind > 0:
+			cs = append(cs, failc("admission from the head", "%d tokens freed; %d users from the back of the line became ACTIVE, %d from its head",
+				o.Freed, o.AdmittedBehind, len(o.Admitted)))
 		case !slices.Equal(o.Admitted, headOf):
 			cs = append(cs, failc("admission from the head", "%d tokens freed; admitted users %s, but the head of the line was %s",
 				o.Freed, head(intStrings(o.Admitted), 8), head(intStrings(headOf), 8)))

@@ -183,6 +183,10 @@ func TestCheckSurge(t *testing.T) {
 	wrongAdmit.Admitted = []int{3} // a slot freed, but not the head got it
 	wantFail(t, CheckSurge(wrongAdmit), "admission from the head", "admitted users 3, but the head of the line was 2")
 
+	back := good
+	back.Admitted, back.AdmittedBehind = []int{}, 1
+	wantFail(t, CheckSurge(back), "admission from the head", "1 users from the back of the line became ACTIVE")
+
 	noAdmit := good
 	noAdmit.Admitted = []int{}
 	wantFail(t, CheckSurge(noAdmit), "admission from the head", "1 tokens freed, only 0")

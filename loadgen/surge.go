@@ -249,7 +249,11 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 			freed.Add(1)
 		})
 		o.Freed = int(freed.Load())
-		window := order[:min(len(order), 2*k)]
+		// The head of the line, where the freed slots must go, and its
+		// back, where they must not.
+		headN := min(len(order), 2*k)
+		window := append([]int{}, order[:headN]...)
+		window = append(window, order[max(headN, len(order)-k):]...)
 		deadline := time.Now().Add(3 * time.Second)
 		for {
 			admitted, err := pollAdmitted(runCtx, c, fx, window, firstOf, opPoll)
@@ -257,7 +261,21 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 				o.OrderErr = err
 				break
 			}
-			o.Admitted = admitted
+			o.Admitted, o.AdmittedBehind = nil, 0
+			inHead := make(map[int]bool, headN)
+			for _, u := range order[:headN] {
+				inHead[u] = true
+			}
+			for _, u := range admitted {
+				if inHead[u] {
+					o.Admitted = append(o.Admitted, u)
+				} else {
+					o.AdmittedBehind++
+				}
+			}
+			if o.Admitted == nil {
+				o.Admitted = []int{}
+			}
 			if len(admitted) >= o.Freed || time.Now().After(deadline) {
 				break
 			}
