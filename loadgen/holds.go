@@ -205,7 +205,7 @@ func RunHolds(ctx context.Context, c *Client, fx *Fixture, cfg HoldsConfig) (*Re
 	r.Params = map[string]string{"users": itoa(len(fx.Users)), "dates": itoa(len(fx.Dates)),
 		"seats per date": itoa(len(fx.Dates[0].Seats)), "duration": dtoa(cfg.Duration)}
 	if cfg.Rate > 0 {
-		r.Params["rate"] = ftoa(cfg.Rate) + " holds/s"
+		r.Params["rate"] = rateString(cfg.Rate) + " holds/s"
 	}
 	r.Throughput, r.ThroughputUnit = r.HoldsPerSec, "holds/s"
 	if o := r.Op("hold"); o != nil {

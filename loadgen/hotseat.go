@@ -97,7 +97,7 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 		Winners: int(successes.Load()), AnsweredSeconds: answered.Seconds(), ElapsedSeconds: answered.Seconds(),
 	}
 	if cfg.Rate > 0 {
-		r.Params["rate"] = ftoa(cfg.Rate) + " fans/s"
+		r.Params["rate"] = rateString(cfg.Rate) + " fans/s"
 	}
 	finishResult(r, c, m, answered)
 	r.Throughput, r.ThroughputUnit = r.RequestsPerSec, "answers/s"

@@ -119,77 +119,80 @@ func RunJourney(ctx context.Context, c *Client, cfg JourneyConfig) (*Result, err
 			m.fail("token: " + tok.Status)
 			return
 		}
-		think()
-		var avail []struct {
-			ConcertDate    string `json:"concertDate"`
-			AvailableSeats int    `json:"availableSeats"`
-		}
-		t0 := time.Now()
-		err = c.callAs(runCtx, u.ID, "GET", "/concerts/"+i64toa(fx.ConcertID)+"/available-date", "", nil, nil, &avail, 200)
-		opDates.observe(worker, t0, statusOf(err))
-		if err != nil {
-			m.fail("dates: " + errKey(err))
-			return
-		}
-		var days []string
-		for _, d := range avail {
-			if d.AvailableSeats > 0 {
-				days = append(days, d.ConcertDate)
+		// Look at the dates, then at the seats of one; when the date sells
+		// out meanwhile, look at the dates again, as a person would.
+		var id, price int64
+		held := false
+		for look := 0; look < 10 && !held && runCtx.Err() == nil; look++ {
+			think()
+			var avail []struct {
+				ConcertDate    string `json:"concertDate"`
+				AvailableSeats int    `json:"availableSeats"`
 			}
-		}
-		if len(days) == 0 {
-			m.fail("dates: none with a free seat")
-			return
-		}
-		day := days[rng.IntN(len(days))]
-		if len(day) > 10 {
-			day = day[:10]
-		}
-		think()
-		var id int64
-		var price int64
-		for try := 0; ; try++ {
-			if try == 10 {
-				m.fail("hold: no free seat after 10 tries")
-				return
-			}
-			t1 := time.Now()
-			var seats []Seat
-			err := c.callAs(runCtx, u.ID, "GET", "/concerts/"+i64toa(fx.ConcertID)+"/available-seats?date="+url.QueryEscape(day), "", nil, nil, &seatsAnswer{&seats}, 200)
-			opSeats.observe(worker, t1, statusOf(err))
+			t0 := time.Now()
+			err = c.callAs(runCtx, u.ID, "GET", "/concerts/"+i64toa(fx.ConcertID)+"/available-date", "", nil, nil, &avail, 200)
+			opDates.observe(worker, t0, statusOf(err))
 			if err != nil {
-				m.fail("seats: " + errKey(err))
+				m.fail("dates: " + errKey(err))
 				return
 			}
-			if len(seats) == 0 {
-				m.fail("seats: date sold out")
+			var days []string
+			for _, d := range avail {
+				if d.AvailableSeats > 0 {
+					days = append(days, d.ConcertDate)
+				}
+			}
+			if len(days) == 0 {
+				m.fail("dates: none with a free seat")
 				return
 			}
-			seat := seats[rng.IntN(len(seats))]
-			price = cmp0(seat.Price, fx.Price)
-			if try == 0 {
+			day := days[rng.IntN(len(days))]
+			if len(day) > 10 {
+				day = day[:10]
+			}
+			for try := 0; try < 5; try++ {
 				think()
-				t2 := time.Now()
-				_, status, code, err := w.charge(u.ID, price, "cb-jc-"+runID+"-"+itoa(unit))
-				opCharge.observe(worker, t2, status)
-				if err != nil || status != 200 {
-					m.failAt("charge", status, code, err)
+				t1 := time.Now()
+				var seats []Seat
+				err := c.callAs(runCtx, u.ID, "GET", "/concerts/"+i64toa(fx.ConcertID)+"/available-seats?date="+url.QueryEscape(day), "", nil, nil, &seatsAnswer{&seats}, 200)
+				opSeats.observe(worker, t1, statusOf(err))
+				if err != nil {
+					m.fail("seats: " + errKey(err))
 					return
 				}
-				charged[unit] = price
+				if len(seats) == 0 {
+					break // sold out meanwhile: back to the dates
+				}
+				seat := seats[rng.IntN(len(seats))]
+				price = cmp0(seat.Price, fx.Price)
+				if charged[unit] == 0 {
+					think()
+					t2 := time.Now()
+					_, status, code, err := w.charge(u.ID, price, "cb-jc-"+runID+"-"+itoa(unit))
+					opCharge.observe(worker, t2, status)
+					if err != nil || status != 200 {
+						m.failAt("charge", status, code, err)
+						return
+					}
+					charged[unit] = price
+				}
 				think()
+				t3 := time.Now()
+				hid, status, code, err := w.hold(auth, u.ID, seat.ID)
+				opHold.observe(worker, t3, status)
+				if err == nil && status == 200 {
+					id, held = hid, true
+					break
+				}
+				if err == nil && status == 409 && code == "SEAT_UNAVAILABLE" {
+					continue
+				}
+				m.failAt("hold", status, code, err)
+				return
 			}
-			t3 := time.Now()
-			hid, status, code, err := w.hold(auth, u.ID, seat.ID)
-			opHold.observe(worker, t3, status)
-			if err == nil && status == 200 {
-				id = hid
-				break
-			}
-			if err == nil && status == 409 && code == "SEAT_UNAVAILABLE" {
-				continue
-			}
-			m.failAt("hold", status, code, err)
+		}
+		if !held {
+			m.fail("hold: no free seat found")
 			return
 		}
 		think()
@@ -236,7 +239,7 @@ func RunJourney(ctx context.Context, c *Client, cfg JourneyConfig) (*Result, err
 		ElapsedSeconds: elapsed.Seconds(),
 	}
 	if cfg.Rate > 0 {
-		r.Params["rate"] = ftoa(cfg.Rate) + " fans/s"
+		r.Params["rate"] = rateString(cfg.Rate) + " fans/s"
 	}
 	window := elapsed
 	if lp := time.Duration(lastPay.Load()); lp > 0 {

@@ -311,3 +311,6 @@ func i64toa(n int64) string       { return strconv.FormatInt(n, 10) }
 func dtoa(d time.Duration) string { return d.String() }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// rateString renders a rate with one decimal.
+func rateString(r float64) string { return strconv.FormatFloat(r, 'f', 1, 64) }

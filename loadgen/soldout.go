@@ -244,7 +244,7 @@ func RunSoldOut(ctx context.Context, c *Client, cfg SoldOutConfig) (*Result, err
 		ElapsedSeconds: elapsed.Seconds(),
 	}
 	if cfg.Rate > 0 {
-		r.Params["rate"] = ftoa(cfg.Rate) + " fans/s"
+		r.Params["rate"] = rateString(cfg.Rate) + " fans/s"
 	} else {
 		r.Params["fans in flight"] = itoa(cfg.Workers)
 	}

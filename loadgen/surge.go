@@ -292,7 +292,7 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 		Attempts: int64(len(reqs)), ElapsedSeconds: window.Seconds(), Notes: notes,
 	}
 	if cfg.Rate > 0 {
-		r.Params["rate"] = ftoa(cfg.Rate) + " requests/s"
+		r.Params["rate"] = rateString(cfg.Rate) + " requests/s"
 	} else {
 		r.Params["in flight"] = itoa(cfg.Workers)
 	}

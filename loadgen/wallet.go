@@ -330,7 +330,7 @@ func RunWalletStorm(ctx context.Context, c *Client, cfg WalletStormConfig) (*Res
 		ElapsedSeconds: elapsed.Seconds(),
 	}
 	if cfg.Rate > 0 {
-		r.Params["rate"] = ftoa(cfg.Rate) + " operations/s"
+		r.Params["rate"] = rateString(cfg.Rate) + " operations/s"
 	} else {
 		r.Params["workers"] = itoa(cfg.Workers)
 	}
