@@ -243,7 +243,11 @@ func FormatUsage(u *Usage) string {
 	}
 	core("server", u.ServerCores)
 	core("generator", u.GeneratorCores)
+	core("PostgreSQL", u.PostgresCores)
 	core("machine", u.MachineCores)
+	if u.ServerCores >= 0 && u.PostgresCores >= 0 && u.MachineCores >= 0 {
+		core("others", max(u.MachineCores-u.ServerCores-u.GeneratorCores-u.PostgresCores, 0))
+	}
 	return strings.Join(parts, ", ")
 }
 

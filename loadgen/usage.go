@@ -22,9 +22,11 @@ type Usage struct {
 	MeanBatch      float64 `json:"meanBatch,omitempty"`
 	MeanBatchMs    float64 `json:"meanBatchMs,omitempty"`
 	// Cores busy on average: the server process, the generator process,
-	// and the machine as a whole (-1: unknown).
+	// the PostgreSQL server (its postmaster and backends; -1: unknown),
+	// and the machine as a whole, everyone's work included.
 	ServerCores    float64 `json:"serverCores"`
 	GeneratorCores float64 `json:"generatorCores"`
+	PostgresCores  float64 `json:"postgresCores"`
 	MachineCores   float64 `json:"machineCores"`
 }
 
@@ -33,13 +35,18 @@ type UsageSample struct {
 	at        time.Time
 	metrics   map[string]float64
 	selfCPU   time.Duration
+	pgCPU     float64 // clock ticks; -1 unknown
 	busy, all float64 // /proc/stat jiffies
 }
 
 // SampleUsage reads the figures Usage is made of (what it cannot read is
-// left out).
-func SampleUsage(ctx context.Context, c *Client) UsageSample {
-	s := UsageSample{at: time.Now()}
+// left out). pgPort, if not 0, is the port of the PostgreSQL server whose
+// processes to account for.
+func SampleUsage(ctx context.Context, c *Client, pgPort int) UsageSample {
+	s := UsageSample{at: time.Now(), pgCPU: -1}
+	if pgPort > 0 {
+		s.pgCPU = PostgresTicks(pgPort)
+	}
 	if c != nil {
 		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		s.metrics, _ = c.Metrics(mctx, 0)
@@ -61,7 +68,10 @@ func UsageBetween(a, b UsageSample) *Usage {
 	if secs <= 0 {
 		return nil
 	}
-	u := &Usage{Seconds: secs, ServerCores: -1, MachineCores: -1}
+	u := &Usage{Seconds: secs, ServerCores: -1, MachineCores: -1, PostgresCores: -1}
+	if a.pgCPU >= 0 && b.pgCPU >= a.pgCPU {
+		u.PostgresCores = (b.pgCPU - a.pgCPU) / clockTicks / secs
+	}
 	d := func(k string) (float64, bool) {
 		x, ok1 := a.metrics[k]
 		y, ok2 := b.metrics[k]
@@ -109,4 +119,79 @@ func ParseProcStat(stat string) (busy, all float64) {
 		return busy, all
 	}
 	return 0, 0
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/<pid>/stat times;
+// 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// PostgresTicks sums the CPU time (clock ticks) of the PostgreSQL server
+// listening on port: its postmaster (found by "-p port" on its command
+// line) and the processes it forked. -1 if it is not found. Backends that
+// already exited are not counted.
+func PostgresTicks(port int) float64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return -1
+	}
+	type proc struct {
+		ppid  int
+		ticks float64
+	}
+	procs := map[int]proc{}
+	master := -1
+	want := strconv.Itoa(port)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		comm, ppid, ticks, ok := parsePidStat(string(b))
+		if !ok || comm != "postgres" {
+			continue
+		}
+		procs[pid] = proc{ppid, ticks}
+		if master < 0 {
+			if cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil {
+				args := strings.Split(string(cmd), "\x00")
+				for i := 0; i+1 < len(args); i++ {
+					if args[i] == "-p" && args[i+1] == want {
+						master = pid
+					}
+				}
+			}
+		}
+	}
+	if master < 0 {
+		return -1
+	}
+	total := 0.0
+	for pid, p := range procs {
+		if pid == master || p.ppid == master {
+			total += p.ticks
+		}
+	}
+	return total
+}
+
+// parsePidStat reads comm, ppid and utime+stime of a /proc/<pid>/stat.
+func parsePidStat(stat string) (comm string, ppid int, ticks float64, ok bool) {
+	open, close := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+	if open < 0 || close < open {
+		return "", 0, 0, false
+	}
+	comm = stat[open+1 : close]
+	f := strings.Fields(stat[close+1:])
+	// Fields after comm: state(0) ppid(1) ... utime(11) stime(12).
+	if len(f) < 13 {
+		return "", 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return comm, ppid, ut + st, true
 }

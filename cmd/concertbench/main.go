@@ -105,6 +105,8 @@ type options struct {
 	reportJSON, html           string
 	settings                   map[string]string
 	settingsFrom               string
+	cpuProfile                 string
+	inProcess                  bool
 	json, quiet, allowRemote   bool
 }
 
@@ -140,6 +142,7 @@ func defineFlags(fs *flag.FlagSet, o *options) (urls, scenarios, modes *string, 
 	fs.DurationVar(&o.ceilingTime, "ceiling-duration", 2*time.Second, "length of the HTTP and generator ceilings (b, c); PostgreSQL's (a) takes 1 s per batch size")
 	fs.BoolVar(&o.noCeilings, "no-ceilings", false, "skip the ceilings")
 	fs.StringVar(&o.reportJSON, "report-json", "", "write the full report as JSON to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process for each run's load phase to PREFIX-<scenario>-<mode>.pprof (with self -in-process it profiles the server too)")
 	fs.StringVar(&o.html, "html", "", "write the self-contained HTML report to this file")
 	settings = &settingsFlag{}
 	fs.Var(settings, "server-setting", "KEY=VALUE of the server's settings, recorded in the report (repeatable)")

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/concert/ticketing/loadgen"
+	"github.com/concert/ticketing/node"
 	"github.com/concert/ticketing/persistence/pgtest"
 )
 
@@ -38,6 +40,7 @@ func runSelf(args []string, stdout, stderr io.Writer) int {
 	concertd := fs.String("concertd", "bin/concertd", "the server binary to start")
 	serverLog := fs.String("server-log", "", "file for the server's log (default: in the temporary directory, kept only on failure)")
 	restart := fs.Bool("restart", true, "at the end, restart the server and time until it is ready")
+	inProcess := fs.Bool("in-process", false, "run the server in this process (node.Start) instead of executing -concertd; with -cpuprofile the profiles show server and generator together")
 	activeTokens := fs.Int("server-active-tokens", 0, "the server's ACTIVE_TOKENS (default: enough for the chosen scenarios, plus a little for queue-surge)")
 	env := settingsFlag{}
 	fs.Var(&env, "server-env", "KEY=VALUE passed to the server's environment, e.g. JOURNAL_WRITERS=8 (repeatable)")
@@ -58,7 +61,7 @@ func runSelf(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	bin, err := filepath.Abs(*concertd)
-	if err == nil {
+	if err == nil && !*inProcess {
 		_, err = os.Stat(bin)
 	}
 	if err != nil {
@@ -114,8 +117,12 @@ func runSelf(args []string, stdout, stderr io.Writer) int {
 		logPath = f.Name()
 		f.Close()
 	}
-	srv := &server{bin: bin, env: srvEnv, logPath: logPath, base: "http://127.0.0.1:" + strconv.Itoa(port)}
-	fmt.Fprintf(stderr, "concertbench self: starting %s on %s (ACTIVE_TOKENS=%d, log %s)\n", *concertd, srv.base, tokens, logPath)
+	srv := &server{bin: bin, env: srvEnv, logPath: logPath, base: "http://127.0.0.1:" + strconv.Itoa(port), inProcess: *inProcess}
+	what := *concertd
+	if *inProcess {
+		what = "a node in this process"
+	}
+	fmt.Fprintf(stderr, "concertbench self: starting %s on %s (ACTIVE_TOKENS=%d, log %s)\n", what, srv.base, tokens, logPath)
 	if _, err := srv.start(ctx); err != nil {
 		fmt.Fprintln(stderr, "concertbench self:", err)
 		return exitFailed
@@ -130,6 +137,10 @@ func runSelf(args []string, stdout, stderr io.Writer) int {
 		o.settings[k] = v
 	}
 	o.settingsFrom = "set by concertbench self; every other setting is concertd's default"
+	if *inProcess {
+		o.settings["server"] = "in the generator's process (-in-process)"
+		o.inProcess = true
+	}
 	target, _ := loadgen.CheckTarget(srv.base, false)
 	command := strings.Join(append([]string{"concertbench", "self"}, args...), " ")
 	rep := runSuite(ctx, o, []*url.URL{target}, stderr, command)
@@ -185,12 +196,14 @@ func (o *options) tokensNeeded() int {
 	return need + 100
 }
 
-// server is a concertd child process.
+// server is a concertd child process, or a node in this process.
 type server struct {
 	bin, logPath, base string
 	env                map[string]string
 	cmd                *exec.Cmd
 	exited             chan error
+	inProcess          bool
+	node               *node.Node
 }
 
 func (s *server) start(ctx context.Context) (time.Duration, error) {
@@ -199,6 +212,9 @@ func (s *server) start(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	defer logf.Close()
+	if s.inProcess {
+		return s.startNode(ctx)
+	}
 	cmd := exec.Command(s.bin)
 	cmd.Env = os.Environ()
 	for k, v := range s.env {
@@ -235,8 +251,55 @@ func (s *server) start(ctx context.Context) (time.Duration, error) {
 	}
 }
 
+// startNode starts the server as a node in this process.
+func (s *server) startNode(ctx context.Context) (time.Duration, error) {
+	began := time.Now()
+	tokens, _ := strconv.Atoi(s.env["ACTIVE_TOKENS"])
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	n, err := node.Start(ctx, node.Config{DatabaseURL: s.env["DATABASE_URL"], AdminKey: s.env["ADMIN_KEY"],
+		ActiveTokens: tokens, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		logf.Close()
+		return 0, err
+	}
+	ln, err := net.Listen("tcp", s.env["HTTP_ADDR"])
+	if err != nil {
+		_ = n.Shutdown(context.Background())
+		logf.Close()
+		return 0, err
+	}
+	s.node, s.exited = n, make(chan error, 1)
+	go func() { s.exited <- n.Serve(ln); logf.Close() }()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for {
+		resp, err := hc.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return time.Since(began), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // stop ends the server with SIGTERM (SIGKILL after 60 s).
 func (s *server) stop() {
+	if s.node != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_ = s.node.Shutdown(ctx)
+		cancel()
+		<-s.exited
+		s.node = nil
+		return
+	}
 	if s.cmd == nil {
 		return
 	}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,13 +63,17 @@ func runSuite(ctx context.Context, o options, targets []*url.URL, stderr io.Writ
 			}
 			var usage [2]loadgen.UsageSample
 			var umu sync.Mutex
+			var prof *os.File
 			hook := func(begin bool) {
-				s := loadgen.SampleUsage(ctx, client)
+				s := loadgen.SampleUsage(ctx, client, o.pgPort())
 				umu.Lock()
 				defer umu.Unlock()
 				if begin {
 					usage[0] = s
+					prof = startProfile(o, sc, mode, rep, stderr)
 				} else {
+					stopProfile(prof)
+					prof = nil
 					usage[1] = s
 				}
 			}
@@ -110,18 +117,23 @@ func runSuite(ctx context.Context, o options, targets []*url.URL, stderr io.Writ
 				}
 				b.finish()
 				if err == nil {
-					usage[0] = loadgen.SampleUsage(ctx, client)
+					hook(true)
 					res, err = loadgen.RunHot(ctx, client, fx, loadgen.HotConfig{Workers: o.workers,
 						MaxDuration: o.duration + 2*time.Minute, OnProgress: b.update})
-					usage[1] = loadgen.SampleUsage(ctx, client)
+					hook(false)
 					if res != nil {
 						res.Mode = "closed"
 					}
 				}
 			}
 			b.finish()
+			stopProfile(prof) // a run that failed before its load's end
 			if res != nil {
 				if u := loadgen.UsageBetween(usage[0], usage[1]); u != nil {
+					if o.inProcess { // one process: its CPU is the generator's and the server's
+						u.ServerCores = -1
+						res.Notes = append(res.Notes, "the server runs in the generator's process: the generator's cores include the server's")
+					}
 					res.Usage = u
 				}
 				rep.Results = append(rep.Results, res)
@@ -185,6 +197,52 @@ func measureCeilings(ctx context.Context, o options, client *loadgen.Client, rep
 	}
 	rep.Ceilings.Postgres = pg
 	say("ceiling (a) PostgreSQL: %.0f rows/s (batch %d, synchronous_commit=%s)", pg.RowsPerSec, pg.Batch, pg.SynchronousCommit)
+}
+
+// pgPort is the port of the server's PostgreSQL when it runs on this
+// machine (its CPU is then accounted for), else 0.
+func (o *options) pgPort() int {
+	if o.databaseURL == "" {
+		return 0
+	}
+	u, err := url.Parse(o.databaseURL)
+	if err != nil || !loadgen.IsLoopbackHost(u.Hostname()) {
+		return 0
+	}
+	if u.Port() == "" {
+		return 5432
+	}
+	p, _ := strconv.Atoi(u.Port())
+	return p
+}
+
+// startProfile starts a CPU profile of this process for the load of one
+// run, if -cpuprofile asks for it.
+func startProfile(o options, sc, mode string, rep *loadgen.Report, stderr io.Writer) *os.File {
+	if o.cpuProfile == "" {
+		return nil
+	}
+	path := fmt.Sprintf("%s-%s-%s.pprof", o.cpuProfile, sc, mode)
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "concertbench: cpu profile:", err)
+		if f != nil {
+			f.Close()
+		}
+		return nil
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("CPU profile of the load of %s %s: %s", sc, mode, path))
+	return f
+}
+
+func stopProfile(f *os.File) {
+	if f != nil {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 func (o *options) settingsSource() string {
