@@ -212,8 +212,9 @@ type SurgeOutcome struct {
 	Order    []int
 	OrderErr error
 	// Sent and Recv are, by user, when its first request was sent and
-	// answered (any common clock): a user answered before another one's
-	// request was sent was served first, for sure.
+	// when its first answer came (any common clock): a user answered
+	// before another one's first request was sent was served first, for
+	// sure.
 	Sent, Recv []int64
 	// Admission: after Freed tokens were expired by payments, Admitted
 	// are the users of the head of Order found ACTIVE, in line order (nil:

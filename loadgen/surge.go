@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -82,8 +83,10 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 	m := newMeter(start, "token", "poll", "admit")
 	opToken, opPoll, opAdmit := m.op(0), m.op(1), m.op(2)
 	answers := make([]SurgeAnswer, len(reqs))
-	sent := make([]int64, cfg.Users)
-	recv := make([]int64, cfg.Users)
+	// When each request was sent and answered; a user's repeated request
+	// has its own slots, since either may be the one served first.
+	sent := make([]int64, len(reqs))
+	recv := make([]int64, len(reqs))
 	var done, lastAnswer atomic.Int64
 
 	// The sampler watches queue_active until the end of the admission.
@@ -137,17 +140,27 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 			return
 		}
 		answers[unit] = SurgeAnswer{User: rq.user, Token: tok.Token, Status: tok.Status, Position: tok.Position}
-		if !rq.repeat {
-			sent[rq.user] = int64(t0.Sub(start))
-			recv[rq.user] = at
-		}
+		sent[unit], recv[unit] = int64(t0.Sub(start)), at
 	})
 	stopProgress()
 	window := time.Duration(lastAnswer.Load())
 	cfg.mark(false)
 
+	// A user asked when its first request left, and was served when its
+	// first answer came (failed requests do not count).
+	userSent, userRecv := make([]int64, cfg.Users), make([]int64, cfg.Users)
+	for i := range userSent {
+		userSent[i], userRecv[i] = math.MaxInt64, math.MaxInt64
+	}
+	for k, rq := range reqs {
+		userSent[rq.user] = min(userSent[rq.user], sent[k])
+		if answers[k].Token != "" {
+			userRecv[rq.user] = min(userRecv[rq.user], recv[k])
+		}
+	}
+
 	// Who waits, and in which order: every waiting user polls once.
-	o := SurgeOutcome{Users: cfg.Users, Answers: answers, Sent: sent, Recv: recv,
+	o := SurgeOutcome{Users: cfg.Users, Answers: answers, Sent: userSent, Recv: userRecv,
 		ActiveLimit: int64(cfg.ActiveTokens), ActiveBefore: before.Active}
 	firstOf := make([]*SurgeAnswer, cfg.Users)
 	for i := range answers {
