@@ -135,6 +135,14 @@ func Setup(ctx context.Context, c *Client, cfg SetupConfig) (*Fixture, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
+		var w *waitedError
+		if errors.As(err, &w) {
+			return nil, fmt.Errorf("setup: %w: the server put a token of this run in line (position %d) when %d of its %d users "+
+				"had theirs: it admits fewer ACTIVE tokens than this run needs. Start the server with ACTIVE_TOKENS of at least %d "+
+				"plus the tokens earlier runs left ACTIVE — they stay so until TOKEN_IDLE_TTL passes without use, also across "+
+				"restarts (GET /metrics: queue_active) — or wait, or start on an empty database",
+				ErrTokensNotActive, w.position, done.Load(), cfg.Users, cfg.Users)
+		}
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	if cfg.NoToken {
@@ -148,6 +156,11 @@ func Setup(ctx context.Context, c *Client, cfg SetupConfig) (*Fixture, error) {
 	}
 	return fx, nil
 }
+
+// waitedError is a token issued WAIT during the set-up.
+type waitedError struct{ position int64 }
+
+func (e *waitedError) Error() string { return fmt.Sprintf("token issued WAIT at position %d", e.position) }
 
 type tokenObject struct {
 	UserID   int64  `json:"userId"`
@@ -251,6 +264,11 @@ func createUser(ctx context.Context, c *Client, cfg SetupConfig, i int) (User, e
 	}
 	if tok.Token == "" {
 		return User{}, fmt.Errorf("token of user %d: empty token", u.ID)
+	}
+	if tok.Status == "WAIT" {
+		// The server is out of ACTIVE slots: issuing more tokens would
+		// only lengthen a line that stays until WAIT_IDLE_TTL.
+		return User{}, &waitedError{position: tok.Position}
 	}
 	return User{ID: u.ID, Token: tok.Token}, nil
 }
