@@ -160,7 +160,9 @@ func Setup(ctx context.Context, c *Client, cfg SetupConfig) (*Fixture, error) {
 // waitedError is a token issued WAIT during the set-up.
 type waitedError struct{ position int64 }
 
-func (e *waitedError) Error() string { return fmt.Sprintf("token issued WAIT at position %d", e.position) }
+func (e *waitedError) Error() string {
+	return fmt.Sprintf("token issued WAIT at position %d", e.position)
+}
 
 type tokenObject struct {
 	UserID   int64  `json:"userId"`
