@@ -78,6 +78,8 @@ func TestOverloadRefusesWithoutBreaking(t *testing.T) {
 		t.Fatalf("a: %v %v", aErr, a2Err)
 	}
 	j.Delay(0)
+	// a's permit is given back just after its last reply is sent.
+	actortest.Eventually(t, 5*time.Second, func() bool { return adm.InUse() == 0 }, "a's slot released")
 	if sum, err := addTo(local, "b", 1); err != nil || sum != 1 {
 		t.Fatalf("b afterwards: sum %d, %v (the refused 5 must not count)", sum, err)
 	}
