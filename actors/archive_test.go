@@ -41,7 +41,9 @@ func TestSeatStateBoundedAndArchiveReadable(t *testing.T) {
 			sizes[i] = len(s.Payload)
 		}
 	}
-	if sizes[1000] > sizes[100]+16 || sizes[1000] > 256 {
+	// At most one hold is live when a snapshot is taken: a few dozen bytes,
+	// whatever the history (it was 4.1 KB at 100 cycles and 41 KB at 1,000).
+	if sizes[100] > 128 || sizes[1000] > 128 {
 		t.Fatalf("snapshot grew from %d to %d bytes over 900 more cycles", sizes[100], sizes[1000])
 	}
 	if n := len(h.state(stOption).GetReservations()); n != 0 {
