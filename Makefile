@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 # Extra arguments for `make run`, e.g. make run RUN_ARGS='-log-level=debug'.
 RUN_ARGS ?=
 
-.PHONY: help run build test bench vet lint lint-openapi proto db-stop db-wipe chaos
+.PHONY: help run build test bench bench-http vet lint lint-openapi proto db-stop db-wipe cluster test-cluster chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-8s %s\n", $$1, $$2 }'
@@ -24,6 +24,9 @@ run: ## start a local PostgreSQL (unless DATABASE_URL is set) and run the server
 	fi; \
 	$(GO) build -o bin/concertd ./cmd/concertd; \
 	exec bin/concertd -demo $(RUN_ARGS)
+
+cluster: ## three nodes on loopback as one cluster (local PostgreSQL; CLUSTER_PROVIDER=etcd for a local etcd); Ctrl-C stops them
+	bash scripts/cluster-local.sh
 
 build: ## build bin/concertd
 	$(GO) build -o bin/concertd ./cmd/concertd
@@ -54,6 +57,14 @@ chaos: ## the long chaos run: kill -9, database outages and faults under load; h
 			-args -chaos.long -chaos.seed=$(CHAOS_SEED) -chaos.out=$(CURDIR)/.data/chaos/$$t \
 			| grep -vE '^=== (RUN|PAUSE|CONT)'; \
 	done
+# The long multi-process cluster tests (kill -9 with the static list and with
+# etcd, a node joining under load, a rolling restart, a duplicate
+# activation): several minutes. The nodes are built without -race (the
+# library's own races, see test/cluster).
+test-cluster: ## run the long cluster tests (real nodes on loopback; installs etcd if missing)
+	@if [[ -z "$${TEST_DATABASE_URL:-}" ]]; then bash scripts/pg-local.sh install; fi
+	bash scripts/cluster-etcd.sh install
+	CLUSTER_LONG=1 $(GO) test -count=1 -timeout 20m -v -run 'Test' ./test/cluster/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|_test.go'
 
 # The persistence and HTTP benchmarks need PostgreSQL; like the tests, they
 # start their own (or use TEST_DATABASE_URL). Narrow with e.g.
@@ -62,6 +73,26 @@ BENCH ?= .
 PKGS ?= ./...
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+# The whole concertbench set (every scenario, closed and open loop, the three
+# ceilings) against a concertd it starts on a throwaway PostgreSQL of its own
+# (the make run database is not touched), then the HTML report checked in
+# headless Chromium (installed with apt-get if missing). Outputs in
+# $(BENCH_OUT): report.json, report.html, report.png. Shorter runs, e.g.
+#   make bench-http BENCH_ARGS='-scale 0.1 -duration 5s -wallet-duration 3s'
+BENCH_ARGS ?=
+BENCH_OUT ?= $(BIN)/bench
+bench-http: ## run concertbench against its own server and PostgreSQL; HTML report in bin/bench
+	@bash scripts/pg-local.sh install
+	$(GO) build -o bin/concertd ./cmd/concertd
+	$(GO) build -o bin/concertbench ./cmd/concertbench
+	@mkdir -p $(BENCH_OUT)
+	@status=0; bin/concertbench self -concertd bin/concertd -report-json $(BENCH_OUT)/report.json \
+		-html $(BENCH_OUT)/report.html $(BENCH_ARGS) || status=$$?; \
+	if [[ -s $(BENCH_OUT)/report.html ]]; then \
+		bash scripts/bench-check-html.sh $(BENCH_OUT)/report.html $(BENCH_OUT)/report.png || status=1; \
+	fi; \
+	echo "bench-http: report in $(BENCH_OUT)/report.html (exit $$status)"; exit $$status
 
 vet: ## go vet, and fail if any file is not gofmt-formatted
 	$(GO) vet ./...

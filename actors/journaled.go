@@ -570,6 +570,7 @@ func (j *Journaled) onSnapshotSaved(seq int64, since, size int, closed []Archive
 	}
 	j.stats.Snapshots++
 	j.stats.SnapshotBytes = size
+	defer j.maybeSnapshot() // events written meanwhile may be due for the next one
 	if a, ok := j.opt.Model.(Archiving); ok && len(closed) > 0 {
 		keys := make([]int64, len(closed))
 		for i, c := range closed {

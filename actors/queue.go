@@ -70,6 +70,10 @@ type QueueConfig struct {
 	// Random is the source of token strings (default crypto/rand.Reader).
 	Random io.Reader
 	Logger *slog.Logger
+	// Feed, if set, is this node's token feed: the manager pushes its
+	// durable changes to the other nodes' tables through it
+	// (tokenfeed_queue.go). Nil on a node alone.
+	Feed *TokenFeed
 }
 
 func (c QueueConfig) withDefaults() QueueConfig {
@@ -148,6 +152,7 @@ type queueActor struct {
 	timer    *time.Timer  // the next tick (Journaled.After: this incarnation only)
 	draining bool         // a chunked expiry continues once its chunk is durable
 	ticks    atomic.Int64 // ticks handled, for tests and diagnostics
+	feed     feedState    // subscribers of the token feed (tokenfeed_queue.go)
 }
 
 // Receive implements actor.Actor.
@@ -162,12 +167,14 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		// Recovered: publish the end state, then expire what fell due while
 		// nothing ran (idle clocks are not re-armed) and fill free slots.
 		q.model.publishAll(q.cfg.Tokens)
+		q.feedStarted(ctx)
 		q.tick()
 	case *actor.Stopping, *actor.Restarting, *actor.Stopped:
 		if q.timer != nil {
 			q.timer.Stop()
 			q.timer = nil
 		}
+		q.feedStopped()
 	case *messages.IssueToken:
 		events, secret, rej := q.model.decideIssue(msg, now, q.cfg.Random)
 		if rej != nil {
@@ -208,6 +215,9 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.j.Reply(ctx, &messages.TokenResult{Token: v})
 	case actor.SystemMessage, actor.AutoReceiveMessage:
 	case proto.Message:
+		if q.receiveFeed(ctx, msg) {
+			return
+		}
 		q.j.Reply(ctx, messages.Reject(messages.CodeInvalidRequest, "queue cannot handle %T", msg))
 	}
 }
@@ -288,5 +298,8 @@ func (q *queueActor) publishWhenDurable() {
 		return
 	}
 	tokens := q.cfg.Tokens
-	q.j.AfterDurable(func() { tokens.apply(changes) })
+	q.j.AfterDurable(func() {
+		tokens.apply(changes)
+		q.feedPublish(changes)
+	})
 }

@@ -145,9 +145,11 @@ func journalStatuses(t *testing.T, j *actortest.MemJournal) map[string]messages.
 			byID[ev.GetTokenId()] = d
 			out[d] = tsWait
 		case *messages.TokenRekeyed:
+			// The old key stays, with the status it had: the table moves
+			// an entry to its new key in two steps (new key in, then old
+			// key out), so a reader of the whole table may see both.
 			old, d := byID[ev.GetTokenId()], digestKey(ev.GetTokenDigest())
 			byID[ev.GetTokenId()], out[d] = d, out[old]
-			delete(out, old)
 		case *messages.TokenActivated:
 			if out[byID[ev.GetTokenId()]] == tsWait {
 				out[byID[ev.GetTokenId()]] = tsActive

@@ -521,11 +521,10 @@ func TestQueueRestart(t *testing.T) {
 		st, pos := h.status(t, tok)
 		before[tok] = [2]int64{int64(st), pos}
 	}
+	// Snapshots are saved off the actor's goroutine: wait for one.
+	actortest.Eventually(t, 5*time.Second, func() bool { return wqSnapshotSeq(j, queueJournalPrefix+"main") > 0 }, "a snapshot")
 	h.stop()
 	live := h.tracked.last().(*queueActor).model.Snapshot()
-	if wqSnapshotSeq(j, queueJournalPrefix+"main") == 0 {
-		t.Fatal("no snapshot taken")
-	}
 
 	clock.Advance(time.Minute)
 	h2 := startQueue(t, j, clock, cfg)

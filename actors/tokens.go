@@ -92,7 +92,11 @@ func (t *TokenTable) Check(token string, now time.Time) (TokenCheck, bool) {
 	if token == "" {
 		return TokenCheck{}, false
 	}
-	key := digestOf(token)
+	return t.checkKey(digestOf(token), now)
+}
+
+// checkKey is Check of a token known by its key (digestOf).
+func (t *TokenTable) checkKey(key string, now time.Time) (TokenCheck, bool) {
 	s := t.shard(key)
 	s.mu.RLock()
 	e := s.m[key]
@@ -176,22 +180,25 @@ func (t *TokenTable) publish(token string, e *tokenEntry, st messages.TokenStatu
 }
 
 // rekey moves e from key old to key new (the token's new secret); its
-// status and counts do not change. An entry not published yet is left to
-// its publication.
+// status and counts do not change. The new key is in before the old one is
+// out, so the token is never missing (its old secret may pass for that
+// moment). An entry not published yet is left to its publication.
 func (t *TokenTable) rekey(old, new string, e *tokenEntry) {
 	s := t.shard(old)
-	s.mu.Lock()
+	s.mu.RLock()
 	found := s.m[old] == e
-	if found {
-		delete(s.m, old)
-	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if !found {
 		return
 	}
-	s = t.shard(new)
+	n := t.shard(new)
+	n.mu.Lock()
+	n.m[new] = e
+	n.mu.Unlock()
 	s.mu.Lock()
-	s.m[new] = e
+	if s.m[old] == e {
+		delete(s.m, old)
+	}
 	s.mu.Unlock()
 }
 

@@ -37,7 +37,10 @@ type Config struct {
 	// that user.
 	IdentityHeader string
 	// Ready reports whether the node can serve (/readyz); nil means always.
-	Ready  func(context.Context) error
+	Ready func(context.Context) error
+	// Pprof serves the Go profiler under /debug/pprof/ (pprof.go): to
+	// admin-key holders, or to loopback clients when no key is set.
+	Pprof  bool
 	Logger *slog.Logger
 }
 
@@ -98,6 +101,9 @@ func New(cfg Config) *fiber.App {
 	app.Get("/readyz", h.readyz)
 	app.Get("/metrics", metricsHandler(cfg.Gatherer))
 	app.Get("/openapi.yaml", serveOpenAPI)
+	if cfg.Pprof {
+		h.mountPprof(app, cfg.AdminKey)
+	}
 	return app
 }
 

@@ -34,6 +34,7 @@ var (
 	benchDBConns  = flag.Int("bench.dbconns", 0, "PostgreSQL pool size of the benchmarked node")
 	benchSnapshot = flag.Int("bench.snapshot", 0, "events between snapshots of the benchmarked node")
 	benchTrace    = flag.Bool("bench.trace", false, "log holds/s and journal batch latencies every second")
+	benchCluster  = flag.String("bench.cluster", "", "placement of the benchmarked node: local (default) or single (a one-member cluster)")
 )
 
 // startBenchNode starts a node on a fresh database and serves it on a
@@ -54,6 +55,7 @@ func startBenchNode(b *testing.B, activeTokens int) *loadgen.Client {
 		JournalWriters: *benchWriters,
 		DBMaxConns:     *benchDBConns,
 		SnapshotEvery:  *benchSnapshot,
+		Cluster:        node.ClusterConfig{Provider: *benchCluster},
 	})
 	if err != nil {
 		b.Fatalf("start node: %v", err)

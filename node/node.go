@@ -53,7 +53,6 @@ type Config struct {
 	// JournalPrune deletes each actor's journal rows up to the snapshot its
 	// latest one replaced (persistence.JournalOptions.PruneAfterSnapshot).
 	JournalPrune bool
-	NodeID       string
 	// Per-client rate limits in requests per minute (0: none) of user
 	// creation, token issue and token polling, and the reverse proxies
 	// whose X-Forwarded-For names the client (httpapi.RateLimits).
@@ -61,7 +60,13 @@ type Config struct {
 	TrustedProxies                           []netip.Prefix
 	// IdentityHeader turns on the trusted-identity mode (httpapi.Config).
 	IdentityHeader string
-	Logger         *slog.Logger
+	// Pprof serves the Go profiler at /debug/pprof/ (see http.Config.Pprof).
+	Pprof  bool
+	NodeID string
+	Logger *slog.Logger
+	// Cluster places the actors: in this process (default) or as grains of
+	// a Proto.Actor cluster (node/cluster.go).
+	Cluster ClusterConfig
 }
 
 // withDefaults fills the zero fields.
@@ -105,8 +110,9 @@ type Node struct {
 	journal  *persistence.Journal
 	catalog  *persistence.Catalog
 	system   *actor.ActorSystem
-	router   *cluster.Local
+	router   placement
 	tokens   *actors.TokenTable
+	feed     *actors.TokenFeed // nil unless clustered (node/cluster.go)
 	booking  *booking.Service
 	http     *httpapi.Server
 	registry *prometheus.Registry
@@ -158,9 +164,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// Actors reach each other through the router, which needs the producers
 	// first: they get a forwarder filled in once the router exists.
 	late := &lateRouter{}
+	n.feed = n.newFeed(late)
 	now := time.Now
 	admission := actors.NewAdmission(writeAdmission)
-	n.router = cluster.NewLocal(n.system, map[string]cluster.Producer{
+	kinds := map[string]cluster.Producer{
 		"seat": actors.NewSeatProducer(actors.SeatConfig{
 			Journal: n.journal, Catalog: n.catalog, Router: late,
 			HoldTTL: cfg.HoldTTL, HoldLimit: cfg.HoldLimit,
@@ -177,9 +184,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			Journal: n.journal, Tokens: n.tokens, ActiveTokens: cfg.ActiveTokens,
 			TokenIdleTTL: cfg.TokenIdleTTL, WaitIdleTTL: cfg.WaitIdleTTL,
 			SnapshotEvery: cfg.SnapshotEvery, Now: now, Logger: cfg.Logger,
+			Feed: n.feed,
 		}),
-	}, cluster.WithMetrics(n.registry))
+	}
+	if n.router, err = place(n.system, cfg.Cluster, kinds, n.registry, cfg.Logger); err != nil {
+		n.Shutdown(context.Background())
+		return nil, fmt.Errorf("start node: %w", err)
+	}
 	late.r = n.router
+	n.startFeed()
 
 	// The queue manager runs its expiry timers only once activated: wake it
 	// now, which also proves the journal is readable.
@@ -203,7 +216,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.booking = booking.New(booking.Config{
 		Catalog:        n.catalog,
 		Router:         n.router,
-		Tokens:         n.tokens,
+		Tokens:         n.tokenChecker(),
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         cfg.Logger,
 	})
@@ -213,6 +226,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Registerer: n.registry,
 		Gatherer:   n.registry,
 		Ready:      n.Ready,
+		Pprof:      cfg.Pprof,
 		Logger:     cfg.Logger,
 		RateLimits: httpapi.RateLimits{Users: cfg.RateUsers, TokenIssue: cfg.RateTokenIssue,
 			TokenPoll: cfg.RateTokenPoll, TrustedProxies: cfg.TrustedProxies},
@@ -277,10 +291,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.stopReminders()
 		<-n.remindersDone
 	}
+	if n.feed != nil {
+		n.feed.Stop()
+	}
 	if n.router != nil {
 		n.router.Stop()
 	}
-	if n.system != nil {
+	if n.system != nil && !n.cfg.Cluster.Clustered() { // leaving a cluster shut it down
 		n.system.Shutdown()
 	}
 	if n.journal != nil {

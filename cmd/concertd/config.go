@@ -49,7 +49,9 @@ type Config struct {
 	ReminderInterval time.Duration
 	// JournalPrune deletes journal rows behind a durable snapshot
 	// (JOURNAL_PRUNE, -journal-prune).
-	JournalPrune   bool
+	JournalPrune bool
+	// Pprof serves the Go profiler at /debug/pprof/ (PPROF, -pprof).
+	Pprof          bool
 	JournalWriters int    // JOURNAL_WRITERS, -journal-writers
 	DBMaxConns     int    // DB_MAX_CONNS, -db-max-conns
 	NodeID         string // NODE_ID, -node-id; default the host name
@@ -62,6 +64,9 @@ type Config struct {
 	TrustedProxies                           []netip.Prefix
 	// IdentityHeader turns on the trusted-identity mode (IDENTITY_HEADER).
 	IdentityHeader string
+
+	// Cluster settings (see clusterSettings in cluster_config.go).
+	Cluster node.ClusterConfig
 }
 
 // setting describes one configuration value. def is the default in the same
@@ -78,7 +83,9 @@ const maxAdminKeyLen = 255
 // hostname is replaceable in tests.
 var hostname = os.Hostname
 
-var settings = []setting{
+var settings = append(baseSettings, clusterSettings...)
+
+var baseSettings = []setting{
 	str("HTTP_ADDR", "http-addr", ":8080", "address the HTTP API listens on (host:port)",
 		func(c *Config) *string { return &c.HTTPAddr }),
 	str("DATABASE_URL", "database-url", "", "PostgreSQL connection URL (postgres://user@host:port/db?sslmode=disable)",
@@ -115,6 +122,16 @@ var settings = []setting{
 				return fmt.Errorf("want true or false, got %q", raw)
 			}
 			c.JournalPrune = v
+			return nil
+		}},
+	{env: "PPROF", flag: "pprof", def: "false", isBool: true,
+		usage: "serve the Go profiler at /debug/pprof/ (to X-Admin-Key holders; to loopback clients only when no admin key is set)",
+		apply: func(c *Config, raw string) error {
+			v, err := strconv.ParseBool(raw)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", raw)
+			}
+			c.Pprof = v
 			return nil
 		}},
 	num("JOURNAL_WRITERS", "journal-writers", "4", "concurrent journal writers (each uses one database connection per batch)",
@@ -329,6 +346,9 @@ func (c Config) check(failed map[string]bool) []error {
 		errs = append(errs, fmt.Errorf("DB_MAX_CONNS (%d) must exceed JOURNAL_WRITERS (%d): the journal writers would take every connection",
 			c.DBMaxConns, c.JournalWriters))
 	}
+	if err := c.Cluster.Check(); err != nil {
+		errs = append(errs, err)
+	}
 	if strings.IndexFunc(c.NodeID, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 || len(c.NodeID) > 200 {
 		errs = append(errs, fmt.Errorf("NODE_ID/-node-id: want at most 200 printable characters without spaces, got %q", c.NodeID))
 	}
@@ -356,6 +376,7 @@ func (c Config) Node(logger *slog.Logger) node.Config {
 		IdempotencyRetention: c.IdempotencyRetention,
 		ReminderInterval:     c.ReminderInterval,
 		JournalPrune:         c.JournalPrune,
+		Pprof:                c.Pprof,
 		JournalWriters:       c.JournalWriters,
 		DBMaxConns:           c.DBMaxConns,
 		NodeID:               c.NodeID,
@@ -365,6 +386,7 @@ func (c Config) Node(logger *slog.Logger) node.Config {
 		TrustedProxies:       c.TrustedProxies,
 		IdentityHeader:       c.IdentityHeader,
 		Logger:               logger,
+		Cluster:              c.Cluster,
 	}
 }
 

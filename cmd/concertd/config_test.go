@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/concert/ticketing/node"
 )
 
 func envOf(kv map[string]string) func(string) string {
@@ -50,6 +52,7 @@ func defaults() Config {
 		DBMaxConns:           16,
 		NodeID:               "testhost",
 		LogLevel:             "info",
+		Cluster:              node.ClusterConfig{Provider: "single", Name: "concert", Host: "127.0.0.1"},
 	}
 }
 
@@ -79,18 +82,19 @@ func TestLoadConfig(t *testing.T) {
 				"TOKEN_IDLE_TTL": "1m", "WAIT_IDLE_TTL": "30s", "SNAPSHOT_EVERY": "20",
 				"ACTOR_IDLE_TTL": "1h", "REQUEST_TIMEOUT": "250ms", "JOURNAL_WRITERS": "2",
 				"DB_MAX_CONNS": "8", "NODE_ID": "node-a", "DEMO_DATA": "true", "LOG_LEVEL": "DEBUG",
-				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true",
+				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true", "PPROF": "true",
 				"RATE_USERS": "0", "RATE_TOKEN_ISSUE": "5", "RATE_TOKEN_POLL": "6",
 				"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "IDENTITY_HEADER": "X-User-Id",
 			},
 			want: func(c *Config) {
 				*c = Config{
+					Cluster:  defaults().Cluster,
 					HTTPAddr: "127.0.0.1:9000", DatabaseURL: "postgres://u:p@db:5432/x?sslmode=disable",
 					AdminKey: "secret", HoldTTL: 1500 * time.Millisecond, HoldLimit: 2, ActiveTokens: 50,
 					TokenIdleTTL: time.Minute, WaitIdleTTL: 30 * time.Second, SnapshotEvery: 20,
 					ActorIdleTTL: time.Hour, RequestTimeout: 250 * time.Millisecond, ShutdownTimeout: 30 * time.Second, JournalWriters: 2,
 					DBMaxConns: 8, NodeID: "node-a", DemoData: true, LogLevel: "debug",
-					IdempotencyRetention: 48 * time.Hour, ReminderInterval: 250 * time.Millisecond, JournalPrune: true,
+					IdempotencyRetention: 48 * time.Hour, ReminderInterval: 250 * time.Millisecond, JournalPrune: true, Pprof: true,
 					RateUsers: 0, RateTokenIssue: 5, RateTokenPoll: 6,
 					TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")},
 					IdentityHeader: "X-User-Id",
@@ -102,17 +106,18 @@ func TestLoadConfig(t *testing.T) {
 				"-hold-ttl=2m", "-hold-limit=1", "-active-tokens=1", "-token-idle-ttl=3m",
 				"-wait-idle-ttl=4m", "-snapshot-every=1", "-actor-idle-ttl=5s", "-request-timeout=1s",
 				"-journal-writers=1", "-db-max-conns=2", "-node-id=n1", "-demo", "-log-level=warn",
-				"-shutdown-timeout=1m", "-idempotency-retention=1h", "-reminder-interval=2s", "-journal-prune",
+				"-shutdown-timeout=1m", "-idempotency-retention=1h", "-reminder-interval=2s", "-journal-prune", "-pprof",
 				"-rate-users=1", "-rate-token-issue=2", "-rate-token-poll=3", "-trusted-proxies=::1", "-identity-header=X-Gateway-User",
 			},
 			want: func(c *Config) {
 				*c = Config{
+					Cluster:  defaults().Cluster,
 					HTTPAddr: ":0", DatabaseURL: "postgresql://localhost/db", AdminKey: "k",
 					HoldTTL: 2 * time.Minute, HoldLimit: 1, ActiveTokens: 1, TokenIdleTTL: 3 * time.Minute,
 					WaitIdleTTL: 4 * time.Minute, SnapshotEvery: 1, ActorIdleTTL: 5 * time.Second,
 					RequestTimeout: time.Second, ShutdownTimeout: time.Minute, JournalWriters: 1, DBMaxConns: 2, NodeID: "n1",
 					DemoData: true, LogLevel: "warn",
-					IdempotencyRetention: time.Hour, ReminderInterval: 2 * time.Second, JournalPrune: true,
+					IdempotencyRetention: time.Hour, ReminderInterval: 2 * time.Second, JournalPrune: true, Pprof: true,
 					RateUsers: 1, RateTokenIssue: 2, RateTokenPoll: 3,
 					TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::1/128")}, IdentityHeader: "X-Gateway-User",
 				}
@@ -269,7 +274,7 @@ func TestNodeIDDefaultsToHostname(t *testing.T) {
 // TestNodeCarriesEverySetting fails when a node setting is added to Config but
 // not passed on.
 func TestNodeCarriesEverySetting(t *testing.T) {
-	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune",
+	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune", "-pprof",
 		"-trusted-proxies=10.0.0.0/8", "-identity-header=X-User-Id"}, envOf(nil))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,199 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/concert/ticketing/actors/actortest"
+	"github.com/concert/ticketing/cluster"
+	"github.com/concert/ticketing/cluster/clusterpb"
+	"github.com/concert/ticketing/messages"
+)
+
+// feedRig is a queue manager with its own table (the "owner node") and a
+// second table fed through the token feed (another node), in one process.
+type feedRig struct {
+	system *actor.ActorSystem
+	local  *cluster.Local
+	owner  *TokenTable
+	remote *TokenTable
+	feed   *TokenFeed // the other node's
+	router *countingRouter
+}
+
+// countingRouter counts the requests of each message type.
+type countingRouter struct {
+	cluster.Router
+	lookups atomic.Int64
+}
+
+func (r *countingRouter) Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error) {
+	if _, ok := msg.(*clusterpb.FeedLookup); ok {
+		r.lookups.Add(1)
+	}
+	return r.Router.Request(ctx, kind, identity, msg)
+}
+
+func newFeedRig(t *testing.T, start bool) *feedRig {
+	t.Helper()
+	r := &feedRig{system: actor.NewActorSystem(), owner: NewTokenTable(), remote: NewTokenTable()}
+	ownFeed := NewTokenFeed(TokenFeedConfig{Table: r.owner, System: r.system})
+	r.local = cluster.NewLocal(r.system, map[string]cluster.Producer{"queue": NewQueueProducer(QueueConfig{
+		Journal: actortest.NewMemJournal(), Tokens: r.owner, Feed: ownFeed, ActiveTokens: 2,
+		TokenIdleTTL: time.Hour, WaitIdleTTL: time.Hour, TickInterval: 20 * time.Millisecond,
+	})})
+	ownFeed.cfg.Router = r.local
+	r.router = &countingRouter{Router: r.local}
+	r.feed = NewTokenFeed(TokenFeedConfig{Table: r.remote, Router: r.router, System: r.system,
+		ReportEvery: 10 * time.Millisecond, SubscribeEvery: 50 * time.Millisecond})
+	if start {
+		r.feed.Start()
+	}
+	t.Cleanup(func() {
+		r.feed.Stop()
+		ownFeed.Stop()
+		r.local.Stop()
+	})
+	return r
+}
+
+func (r *feedRig) issue(t *testing.T, user int64) *messages.Token {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := r.local.Request(ctx, "queue", "main", &messages.IssueToken{UserId: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.(*messages.TokenResult).GetToken()
+}
+
+// sameView reports whether the remote table shows what the owner's shows.
+func (r *feedRig) sameView() bool {
+	a, b := r.owner.snapshotFeed(), r.remote.snapshotFeed()
+	if len(a) != len(b) {
+		return false
+	}
+	byToken := map[string]*clusterpb.FeedToken{}
+	for _, x := range b {
+		byToken[x.GetToken()] = x
+	}
+	for _, x := range a {
+		y := byToken[x.GetToken()]
+		if y == nil || y.GetStatus() != x.GetStatus() || y.GetPaid() != x.GetPaid() || y.GetTokenId() != x.GetTokenId() {
+			return false
+		}
+	}
+	return true
+}
+
+func TestTokenFeedFollowsTheQueueManager(t *testing.T) {
+	r := newFeedRig(t, true)
+	var toks []*messages.Token
+	for u := int64(1); u <= 5; u++ {
+		toks = append(toks, r.issue(t, u))
+	}
+	actortest.Eventually(t, 5*time.Second, r.sameView, "the other node's table shows the owner's")
+	if r.remote.Active() != 2 || r.remote.Waiting() != 3 {
+		t.Fatalf("remote shows %d active, %d waiting; want 2 and 3", r.remote.Active(), r.remote.Waiting())
+	}
+	// An expiry (paid) admits the head of the line; both reach the other node.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := r.local.Request(ctx, "queue", "main", &messages.ExpireToken{Token: toks[0].GetToken(), Reason: ExpiredReasonPaid}); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		c, ok := r.remote.Check(toks[0].GetToken(), time.Now())
+		n, ok2 := r.remote.Check(toks[2].GetToken(), time.Now())
+		return ok && c.PaidExpired && ok2 && n.Status == messages.TokenStatus_TOKEN_ACTIVE
+	}, "the expiry and the admission on the other node")
+	if d, n := r.feed.LagQuantile(0.99); n > 0 {
+		t.Logf("in-process propagation p99 %s over %d updates", d, n)
+	}
+
+	// A gap (an update lost on the way) makes the node take a snapshot.
+	before := r.feed.seq.Load()
+	r.system.Root.Send(r.feed.pid, &clusterpb.FeedUpdate{Epoch: r.feed.epoch.Load(), Seq: before + 5,
+		Changes: []*clusterpb.FeedToken{{Token: digestOf("bogus"), TokenId: 999, UserId: 999, Status: int32(messages.TokenStatus_TOKEN_ACTIVE)}}})
+	r.issue(t, 6)
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		_, bogus := r.remote.Check("bogus", time.Now())
+		return !bogus && r.sameView()
+	}, "a snapshot after the gap")
+}
+
+// TestTokenFeedReportsUses: a use seen only on the other node reaches the
+// queue manager's token (which idle expiry reads).
+func TestTokenFeedReportsUses(t *testing.T) {
+	r := newFeedRig(t, true)
+	tok := r.issue(t, 1)
+	actortest.Eventually(t, 5*time.Second, r.sameView, "the token on the other node")
+	entry := r.owner.entry(digestOf(tok.GetToken()))
+	before := entry.last.Load()
+	used := time.Now().Add(time.Second) // later than anything the owner saw
+	if _, ok := r.remote.Check(tok.GetToken(), used); !ok {
+		t.Fatal("token unknown on the other node")
+	}
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		return entry.last.Load() >= used.UnixMilli()*int64(time.Millisecond) && entry.last.Load() > before
+	}, "the use reported to the queue manager")
+}
+
+// TestTokenFeedLooksUpOnce: a node that has not heard of a token asks the
+// queue manager once; an unknown token is remembered as unknown for a
+// moment.
+func TestTokenFeedLooksUpOnce(t *testing.T) {
+	r := newFeedRig(t, false) // never subscribes: it hears of nothing
+	tok := r.issue(t, 1)
+	for range 3 {
+		c, ok := r.feed.Check(tok.GetToken(), time.Now())
+		if !ok || c.Status != messages.TokenStatus_TOKEN_ACTIVE {
+			t.Fatalf("check of a token issued elsewhere: %+v %v", c, ok)
+		}
+		time.Sleep(20 * time.Millisecond) // the looked-up entry lands in the table
+	}
+	for range 3 {
+		if _, ok := r.feed.Check("never-issued", time.Now()); ok {
+			t.Fatal("a made-up token passed")
+		}
+	}
+	if n := r.router.lookups.Load(); n != 2 {
+		t.Fatalf("%d lookups, want 2 (one per token)", n)
+	}
+}
+
+// BenchmarkTokenFeedCheck is BenchmarkTokenTableCheck through the feed's
+// Check (what the booking service calls on a cluster node): a hit costs no
+// more than the table.
+func BenchmarkTokenFeedCheck(b *testing.B) {
+	tt := NewTokenTable()
+	f := &TokenFeed{table: tt}
+	const n = 100_000
+	tokens := make([]string, n)
+	now := time.Now()
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("tok-%032x", i*2654435761)
+		tt.publish(tokens[i], newTokenEntry(int64(i), int64(i), now.UnixNano()), messages.TokenStatus_TOKEN_ACTIVE, false)
+	}
+	var seed atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seed.Add(7919))
+		for pb.Next() {
+			i += 10
+			if _, ok := f.Check(tokens[i%n], time.Now()); !ok {
+				b.Error("token not found")
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+}

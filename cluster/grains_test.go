@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// flighty answers each request with its identity, and passivates after
+// idle: through Leave (graceful) or by stopping itself at once (abrupt).
+// Its idle timer is its own (a message to itself with a generation), not
+// Proto.Actor's receive timeout, whose timer races with the actor under
+// -race at millisecond timeouts (a library race).
+type flighty struct {
+	identity string
+	abrupt   bool
+	gen      int
+	idle     time.Duration
+	started  *atomic.Int64
+}
+
+type idleTick struct{ gen int }
+
+func (f *flighty) arm(ctx actor.Context) {
+	f.gen++
+	self, root, gen := ctx.Self(), ctx.ActorSystem().Root, f.gen
+	time.AfterFunc(f.idle, func() { root.Send(self, &idleTick{gen: gen}) })
+}
+
+func (f *flighty) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		f.started.Add(1)
+		f.arm(ctx)
+	case *idleTick:
+		if msg.gen != f.gen {
+			return
+		}
+		if f.abrupt || ManagerOf(ctx) == nil {
+			ctx.Stop(ctx.Self())
+			return
+		}
+		ctx.ActorSystem().Root.RequestWithCustomSender(ManagerOf(ctx), &Leave{}, ctx.Self())
+	case *LeaveGranted:
+		ctx.Stop(ctx.Self())
+	case *wrapperspb.StringValue:
+		f.arm(ctx)
+		ctx.Respond(wrapperspb.String(f.identity))
+	}
+}
+
+// One Grains per test binary: Proto.Actor's remote.Start sets gRPC's
+// global logger, which races (under -race) with the gRPC goroutines of a
+// member started earlier in the same process.
+var (
+	testGrainsOnce sync.Once
+	testGrains     *Grains
+	testGrainsErr  error
+	activations    = map[string]*atomic.Int64{"f": {}, "leave": {}, "abrupt": {}}
+)
+
+func startTestGrains(t *testing.T) *Grains {
+	t.Helper()
+	testGrainsOnce.Do(func() {
+		testGrains, testGrainsErr = StartGrains(actor.NewActorSystem(), GrainsConfig{Host: "127.0.0.1", Port: 0, Kinds: map[string]Producer{
+			"f": func(id string) actor.Actor {
+				return &flighty{identity: id, idle: time.Minute, started: activations["f"]}
+			},
+			"leave": func(id string) actor.Actor {
+				return &flighty{identity: id, idle: time.Millisecond, started: activations["leave"]}
+			},
+			"abrupt": func(id string) actor.Actor {
+				return &flighty{identity: id, abrupt: true, idle: time.Millisecond, started: activations["abrupt"]}
+			},
+		}})
+	})
+	if testGrainsErr != nil {
+		t.Fatal(testGrainsErr)
+	}
+	return testGrains
+}
+
+func TestGrainsReachByKindAndIdentity(t *testing.T) {
+	g := startTestGrains(t)
+	started := activations["f"]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, id := range []string{"a", "b", "a"} {
+		res, err := g.Request(ctx, "f", id, wrapperspb.String("hi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.(*wrapperspb.StringValue).GetValue(); got != id {
+			t.Fatalf("grain %s answered as %q", id, got)
+		}
+	}
+	if started.Load() != 2 {
+		t.Fatalf("%d activations, want 2", started.Load())
+	}
+	if _, err := g.Request(ctx, "nope", "a", wrapperspb.String("hi")); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+}
+
+// TestGrainsPassivateWithoutLosingMail hammers grains that passivate after
+// 1 ms idle, so many requests race a stop: none may be lost (a lost one
+// would wait out its deadline). Both a graceful Leave and an abrupt stop are
+// covered: late messages are bounced as dead letters and retried.
+func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
+	g := startTestGrains(t)
+	for _, kind := range []string{"leave", "abrupt"} {
+		t.Run(kind, func(t *testing.T) {
+			started := activations[kind]
+			const callers, perCaller = 16, 150
+			var wg sync.WaitGroup
+			var failed, slow atomic.Int64
+			start := make(chan struct{})
+			for c := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					for i := range perCaller {
+						id := []string{"x", "y", "z"}[(c+i)%3]
+						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+						t0 := time.Now()
+						_, err := g.Request(ctx, kind, id, wrapperspb.String("hi"))
+						cancel()
+						if err != nil {
+							failed.Add(1)
+						}
+						if time.Since(t0) > time.Second {
+							slow.Add(1)
+						}
+						if i%10 == 0 {
+							time.Sleep(2 * time.Millisecond) // let grains go idle
+						}
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			t.Logf("%d requests, %d activations (passivations raced), %d failed, %d slower than 1s",
+				callers*perCaller, started.Load(), failed.Load(), slow.Load())
+			if failed.Load() > 0 || slow.Load() > 0 {
+				t.Fatalf("%d requests failed and %d were slow", failed.Load(), slow.Load())
+			}
+			if started.Load() < 10 {
+				t.Fatalf("only %d activations: the test did not race passivation", started.Load())
+			}
+		})
+	}
+}
+
+var _ proto.Message = (*wrapperspb.StringValue)(nil)
