@@ -103,6 +103,8 @@ type Streams struct {
 	shards []*streamShard
 	next   atomic.Uint64 // round robin over the shards
 	open   atomic.Int64
+	// writeTimeout bounds one write (streamWriteTimeout; shorter in tests).
+	writeTimeout time.Duration
 
 	mu      sync.Mutex // guards started and closed (and makes Close wait)
 	started bool
@@ -151,7 +153,7 @@ func NewStreams(feed TokenFeed, opt StreamOptions) *Streams {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	s := &Streams{feed: feed, opt: opt, done: make(chan struct{})}
+	s := &Streams{feed: feed, opt: opt, done: make(chan struct{}), writeTimeout: streamWriteTimeout}
 	for range max(4, 2*runtime.GOMAXPROCS(0)) {
 		s.shards = append(s.shards, &streamShard{})
 	}
@@ -362,7 +364,7 @@ func (s *Streams) step(sh *streamShard, st *tokenStream, version uint64, now tim
 
 // write sends b on the stream, within streamWriteTimeout.
 func (s *Streams) write(st *tokenStream, b []byte, now time.Time) bool {
-	if err := st.conn.SetWriteDeadline(now.Add(streamWriteTimeout)); err != nil {
+	if err := st.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
 		return false
 	}
 	if _, err := st.conn.Write(b); err != nil {
