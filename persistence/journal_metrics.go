@@ -46,6 +46,9 @@ func newJournalMetrics(reg prometheus.Registerer) *journalMetrics {
 		m.errors.journal = register(reg, m.errors.journal)
 		m.errors.store = register(reg, m.errors.store)
 	}
+	for _, reason := range []string{"fenced", "unavailable", "overloaded", "invalid"} {
+		m.errors.journal.WithLabelValues(reason) // present from the start, at 0
+	}
 	return m
 }
 
