@@ -55,7 +55,7 @@ func TestE2EOperatorMetrics(t *testing.T) {
 
 	r = e.ok(200, e.hold(tb, bob, seats[2]))
 	e.fails(409, "INSUFFICIENT_BALANCE", e.pay(tb, num(t, r["id"]), 1000)) // bob has no points
-	e.ok(200, e.hold(tb, bob, seats[3]))                                    // left to expire
+	e.ok(200, e.hold(tb, bob, seats[3]))                                   // left to expire
 	e.charge(bob, 10)
 
 	var text string
