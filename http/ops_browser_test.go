@@ -36,12 +36,12 @@ func TestOpsPageInChromium(t *testing.T) {
 	if bin == "" {
 		t.Skip("chromium not installed (make ops-browser-test installs it)")
 	}
-	e := startNode(t, node.Config{AdminKey: adminKey, OpsPage: true, ActiveTokens: 4})
+	e := startNode(t, node.Config{AdminKey: adminKey, OpsPage: true})
 	stop, holds := e.opsLoad(t, 4)
 	defer stop()
-	// Someone in line, following the stream.
-	s := e.openStream(e.token(e.user("waiting")))
-	s.want(`{"status":"WAIT","position":1}`)
+	// A fan following its token's stream.
+	s := e.openStream(e.token(e.user("fan")))
+	s.want(`{"status":"ACTIVE","position":0}`)
 
 	b := startChromium(t, bin)
 	defer func() {
@@ -76,7 +76,7 @@ func TestOpsPageInChromium(t *testing.T) {
 		return first["routes"] != "0"
 	})
 	t.Logf("page: %v", first)
-	require.Equal(t, "1", first["queue-waiting"])
+	require.Equal(t, "0", first["queue-waiting"])
 	require.Equal(t, "1", first["queue-streams"])
 	require.Contains(t, first["status"], "live")
 	require.Contains(t, []string{"ok", "degraded"}, first["store-health"])
@@ -85,7 +85,8 @@ func TestOpsPageInChromium(t *testing.T) {
 	var second map[string]string
 	waitFor(t, 20*time.Second, "the figures to move", func() bool {
 		second = read()
-		return second["rate-holds"] != first["rate-holds"] && second["journal-batches"] != first["journal-batches"]
+		return second["rate-holds"] != first["rate-holds"] && second["journal-batches"] != first["journal-batches"] &&
+			second["rate-payments"] != "0.0"
 	})
 	require.Greater(t, holds(), before, "the load kept going")
 	t.Logf("page later: %v", second)

@@ -17,12 +17,13 @@ import (
 // The contract check reads the ops page as text.
 func init() { openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder) }
 
-// opsLoad keeps holding and cancelling seats, topping up and paying until
-// stop is called, so that the ops figures move. It returns how many holds it
-// made so far through count.
+// opsLoad keeps holding and cancelling seats, topping up and now and then
+// paying (then taking a new token) until stop is called, so that the ops
+// figures move. It needs a free active slot per user. It returns how many
+// holds it made so far through count.
 func (e *env) opsLoad(t *testing.T, users int) (stop func(), count func() int64) {
 	t.Helper()
-	concertID, _ := e.concert(10, 200, day(1))
+	concertID, _ := e.concert(10, 1000, day(1))
 	seats := e.freeSeats(concertID, day(1))
 	var holds atomic.Int64
 	done := make(chan struct{})
@@ -50,6 +51,14 @@ func (e *env) opsLoad(t *testing.T, users int) (stop func(), count func() int64)
 				}
 				holds.Add(1)
 				id := num(t, r.obj(t)["id"])
+				if i%20 == 19 {
+					if le.do("POST", "/payments", map[string]any{"reservationId": id, "amount": 10}, bearer(token)).status == 200 {
+						if r := le.do("POST", "/users/token", map[string]any{"userId": user}, nil); r.status == 200 {
+							token = r.obj(t)["token"].(string)
+						}
+					}
+					continue
+				}
 				le.do("DELETE", fmt.Sprintf("/reservations/%d", id), nil, bearer(token))
 				le.do("PATCH", "/customers/point", map[string]any{"userId": user, "chargeBalance": 1}, nil)
 				time.Sleep(2 * time.Millisecond)
