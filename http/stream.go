@@ -34,8 +34,10 @@ import (
 // event to the streams whose token changed. So an admission, which moves
 // every waiter up by one, costs each stream at most one event per Interval,
 // however many admissions there were: positions are coalesced. A stream
-// that had nothing to say for Heartbeat gets a heartbeat event; a write that
-// fails or blocks (a client gone, or not reading) closes the stream.
+// that had nothing to say for Heartbeat gets a heartbeat event.
+//
+// A write that fails or does not complete at once (streamWriteTimeout)
+// ends the stream: its client is gone, or has not read for a long time.
 //
 // A WAIT token's open stream counts as a poll (TokenFeed.KeepWaiting, every
 // KeepAlive), so a fan who follows the stream keeps its place in line
@@ -68,9 +70,12 @@ const (
 	DefaultStreamInterval  = time.Second
 	DefaultStreamHeartbeat = 15 * time.Second
 	DefaultStreamLimit     = 50_000
-	// streamWriteTimeout bounds one write to a stream: a client that does
-	// not read for that long (its socket buffer is full) is dropped.
-	streamWriteTimeout = 2 * time.Second
+	// streamWriteTimeout bounds one write to a stream. A reading client's
+	// socket never fills (events are tens of bytes, a few a second at
+	// most); one whose socket is full has stopped reading for a long time,
+	// and is dropped at its first blocked write, so a shard's scan stalls
+	// at most this long per such client.
+	streamWriteTimeout = 100 * time.Millisecond
 )
 
 // StreamOptions configure the token streams. Zero values take the defaults.
@@ -254,6 +259,14 @@ func (s *Streams) start(conn net.Conn, token string, state actors.TokenState, ve
 	st.status, st.position = state.Status, state.Position
 	s.tokenEvents.Inc()
 	if !s.write(st, buf, now) || state.Status == messages.TokenStatus_TOKEN_EXPIRED {
+		s.end(st)
+		return
+	}
+	// Under s.mu, so that Close either finds the stream in its shard or
+	// makes it end here.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		s.end(st)
 		return
 	}
