@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 # Extra arguments for `make run`, e.g. make run RUN_ARGS='-log-level=debug'.
 RUN_ARGS ?=
 
-.PHONY: help run build test bench vet lint lint-openapi proto db-stop db-wipe ops-browser-test bench-streams
+.PHONY: help run build test bench bench-http vet lint lint-openapi proto db-stop db-wipe ops-browser-test bench-streams
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-8s %s\n", $$1, $$2 }'
@@ -47,6 +47,26 @@ BENCH ?= .
 PKGS ?= ./...
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+# The whole concertbench set (every scenario, closed and open loop, the three
+# ceilings) against a concertd it starts on a throwaway PostgreSQL of its own
+# (the make run database is not touched), then the HTML report checked in
+# headless Chromium (installed with apt-get if missing). Outputs in
+# $(BENCH_OUT): report.json, report.html, report.png. Shorter runs, e.g.
+#   make bench-http BENCH_ARGS='-scale 0.1 -duration 5s -wallet-duration 3s'
+BENCH_ARGS ?=
+BENCH_OUT ?= $(BIN)/bench
+bench-http: ## run concertbench against its own server and PostgreSQL; HTML report in bin/bench
+	@bash scripts/pg-local.sh install
+	$(GO) build -o bin/concertd ./cmd/concertd
+	$(GO) build -o bin/concertbench ./cmd/concertbench
+	@mkdir -p $(BENCH_OUT)
+	@status=0; bin/concertbench self -concertd bin/concertd -report-json $(BENCH_OUT)/report.json \
+		-html $(BENCH_OUT)/report.html $(BENCH_ARGS) || status=$$?; \
+	if [[ -s $(BENCH_OUT)/report.html ]]; then \
+		bash scripts/bench-check-html.sh $(BENCH_OUT)/report.html $(BENCH_OUT)/report.png || status=1; \
+	fi; \
+	echo "bench-http: report in $(BENCH_OUT)/report.html (exit $$status)"; exit $$status
 
 vet: ## go vet, and fail if any file is not gofmt-formatted
 	$(GO) vet ./...

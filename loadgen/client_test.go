@@ -52,7 +52,7 @@ func TestSetupFailsClearlyWhenTokensWait(t *testing.T) {
 	if !errors.Is(err, ErrTokensNotActive) {
 		t.Fatalf("Setup error = %v, want ErrTokensNotActive", err)
 	}
-	if !strings.Contains(err.Error(), "ACTIVE_TOKENS >= 8") || !strings.Contains(err.Error(), "3 of 8 tokens still WAIT") {
+	if !strings.Contains(err.Error(), "ACTIVE_TOKENS of at least 8") || !strings.Contains(err.Error(), "put a token of this run in line (position") {
 		t.Errorf("error does not say what to do: %v", err)
 	}
 }

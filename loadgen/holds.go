@@ -21,6 +21,8 @@ type HoldsConfig struct {
 	Seed uint64
 	// OnProgress, if set, is called about four times a second.
 	OnProgress func(Progress)
+	// LoadHook: see Common.
+	LoadHook func(begin bool)
 }
 
 // failures counts one worker's failed requests by kind.
@@ -56,12 +58,16 @@ func RunHolds(ctx context.Context, c *Client, fx *Fixture, cfg HoldsConfig) (*Re
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	holdLat, cancelLat := NewRecorder(), NewRecorder()
 	tallies := make([]holdTally, len(fx.Users))
 	var liveHolds, liveAttempts, liveErrors atomic.Int64
 
+	if cfg.LoadHook != nil {
+		cfg.LoadHook(true)
+	}
 	start := time.Now().Add(20 * time.Millisecond) // every worker is parked by then
 	end := start.Add(cfg.Duration)
+	m := newMeter(start, "hold", "cancel")
+	holdOp, cancelOp := m.op(0), m.op(1)
 	var pacer *Pacer
 	if cfg.Rate > 0 {
 		pacer = NewPacer(start, cfg.Rate)
@@ -70,7 +76,7 @@ func RunHolds(ctx context.Context, c *Client, fx *Fixture, cfg HoldsConfig) (*Re
 	defer cancel()
 
 	stopProgress := startProgress(cfg.OnProgress, start, func(el time.Duration) Progress {
-		return Progress{Phase: "holds", Done: liveHolds.Load(), Errors: liveErrors.Load(), Elapsed: el}
+		return Progress{Phase: "holds", Done: liveHolds.Load(), Errors: liveErrors.Load(), Elapsed: el, Duration: cfg.Duration}
 	})
 
 	var wg sync.WaitGroup
@@ -115,7 +121,7 @@ func RunHolds(ctx context.Context, c *Client, fx *Fixture, cfg HoldsConfig) (*Re
 				t.attempts++
 				liveAttempts.Add(1)
 				id, status, code, err := w.hold(user.auth, user.ID, seat.ID)
-				holdLat.Record(i, time.Since(intended))
+				holdOp.observe(i, intended, status)
 				switch {
 				case err != nil:
 					t.fail(transportKind(err))
@@ -136,8 +142,8 @@ func RunHolds(ctx context.Context, c *Client, fx *Fixture, cfg HoldsConfig) (*Re
 				// up hits HOLD_LIMIT for the rest of the run.
 				for try := 0; try < 3; try++ {
 					t0 := time.Now()
-					status, code, err := w.cancel(user.auth, id)
-					cancelLat.Record(i, time.Since(t0))
+					status, code, err := w.cancel(user.auth, user.ID, id)
+					cancelOp.observe(i, t0, status)
 					if err == nil && status == 200 {
 						t.cancels++
 						break
@@ -158,9 +164,17 @@ func RunHolds(ctx context.Context, c *Client, fx *Fixture, cfg HoldsConfig) (*Re
 	wg.Wait()
 	elapsed := time.Since(start)
 	stopProgress()
+	if cfg.LoadHook != nil {
+		cfg.LoadHook(false)
+	}
 
+	mode := "closed"
+	if cfg.Rate > 0 {
+		mode = "open"
+	}
 	r := &Result{
 		Scenario:       "holds",
+		Mode:           mode,
 		Machine:        Machine(),
 		Target:         c.Target(),
 		Users:          len(fx.Users),
@@ -185,9 +199,35 @@ func RunHolds(ctx context.Context, c *Client, fx *Fixture, cfg HoldsConfig) (*Re
 	window := min(elapsed, cfg.Duration).Seconds()
 	r.HoldsPerSec = float64(r.Holds) / window
 	r.AttemptsPerSec = float64(r.Attempts) / window
-	r.HoldLatency = holdLat.Summary()
-	cl := cancelLat.Summary()
-	r.CancelLatency = &cl
+	errs := r.Errors
+	finishResult(r, c, m, min(elapsed, cfg.Duration))
+	r.Errors = errs
+	r.Params = map[string]string{"users": itoa(len(fx.Users)), "dates": itoa(len(fx.Dates)),
+		"seats per date": itoa(len(fx.Dates[0].Seats)), "duration": dtoa(cfg.Duration)}
+	if cfg.Rate > 0 {
+		r.Params["rate"] = rateString(cfg.Rate) + " holds/s"
+	}
+	r.Throughput, r.ThroughputUnit = r.HoldsPerSec, "holds/s"
+	if o := r.Op("hold"); o != nil {
+		r.HoldLatency = o.Latency
+	}
+	if o := r.Op("cancel"); o != nil {
+		cl := o.Latency
+		r.CancelLatency = &cl
+	} else {
+		r.CancelLatency = &Latency{}
+	}
+	if ctx.Err() == nil {
+		checkCtx, checkCancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer checkCancel()
+		o := HoldsOutcome{Holds: r.Holds, Cancels: r.Cancels, Seats: len(fx.Dates) * len(fx.Dates[0].Seats)}
+		left, err := seatsLeft(checkCtx, c, fx.ConcertID, fx.Dates, 16)
+		o.FreeErr = err
+		for _, ids := range left {
+			o.Free += len(ids)
+		}
+		r.addChecks(CheckHolds(o)...)
+	}
 	return r, ctx.Err()
 }
 

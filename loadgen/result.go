@@ -13,20 +13,45 @@ import (
 	"sync"
 )
 
-// Result holds the figures of one run. Fields of the other scenario are
-// zero and left out of the JSON.
+// Result holds the figures of one run of one scenario in one mode. Fields
+// of other scenarios are zero and left out of the JSON.
 type Result struct {
-	Scenario string `json:"scenario"` // "holds" or "hot"
-	Machine  string `json:"machine"`  // see Machine
-	Target   string `json:"target"`
+	Scenario string `json:"scenario"` // "hot-seat", "sold-out", "holds", ...
+	// Mode is "closed" (everyone at once, or each worker's next request
+	// as soon as its last is answered) or "open" (arrivals on a fixed
+	// schedule at OfferedRate per second).
+	Mode    string `json:"mode,omitempty"`
+	Machine string `json:"machine"` // see Machine
+	Target  string `json:"target"`
+	// Params are the scenario's settings, as "name": "value".
+	Params map[string]string `json:"params,omitempty"`
+
+	// The headline: Throughput in ThroughputUnit ("holds/s", "token
+	// requests/s"), and every request of the load phase per second.
+	Throughput     float64 `json:"throughput,omitempty"`
+	ThroughputUnit string  `json:"throughputUnit,omitempty"`
+	Requests       int64   `json:"requests,omitempty"`
+	RequestsPerSec float64 `json:"requestsPerSec,omitempty"`
+	// Ops has the figures of each kind of request; the first is the
+	// headline latency.
+	Ops []OpStats `json:"ops,omitempty"`
+	// Checks are the correctness verdicts of the run; a failed one is
+	// also in Violations.
+	Checks []Check `json:"checks,omitempty"`
+	// Notes are things a reader of the figures must know (a check
+	// skipped, tokens left in the queue).
+	Notes []string `json:"notes,omitempty"`
+	// Usage is what the run cost the server, the generator and the
+	// machine (set by the caller that sampled around it).
+	Usage *Usage `json:"usage,omitempty"`
 
 	// The fixture.
 	Users        int `json:"users"`
 	Dates        int `json:"dates"`
 	SeatsPerDate int `json:"seatsPerDate"`
 
-	// OfferedRate is the open-loop rate of hold attempts per second; 0
-	// means closed loop.
+	// OfferedRate is the open-loop rate of the scenario's arrivals per
+	// second (hold attempts for holds); 0 means closed loop.
 	OfferedRate    float64 `json:"offeredRate"`
 	ElapsedSeconds float64 `json:"elapsedSeconds"`
 
@@ -52,14 +77,55 @@ type Result struct {
 	AllHeldSeconds float64  `json:"allHeldSeconds,omitempty"` // when the last seat was held
 	SellOutSeconds float64  `json:"sellOutSeconds,omitempty"` // when the last seat was paid
 	PaymentLatency *Latency `json:"paymentLatency,omitempty"`
+	// AnsweredSeconds is the time from a burst's start to its last answer
+	// (hot-seat).
+	AnsweredSeconds float64 `json:"answeredSeconds,omitempty"`
 
 	// Violations are broken invariants (oversell, undersell); a run with
 	// any must fail.
 	Violations []string `json:"violations,omitempty"`
 }
 
+// Check is one correctness verdict.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// addChecks appends checks to r and each failed one to its Violations.
+func (r *Result) addChecks(cs ...Check) {
+	for _, c := range cs {
+		r.Checks = append(r.Checks, c)
+		if !c.OK {
+			r.Violations = append(r.Violations, c.Name+": "+c.Detail)
+		}
+	}
+}
+
 // OK reports whether the run broke no invariant.
 func (r *Result) OK() bool { return len(r.Violations) == 0 }
+
+// Op returns the figures of the requests named name, or nil.
+func (r *Result) Op(name string) *OpStats {
+	for i := range r.Ops {
+		if r.Ops[i].Name == name {
+			return &r.Ops[i]
+		}
+	}
+	return nil
+}
+
+// Label names the run: "hot-seat closed", "sold-out open 2,500/s".
+func (r *Result) Label() string {
+	switch {
+	case r.Mode == "open" || (r.Mode == "" && r.OfferedRate > 0):
+		return r.Scenario + " open"
+	case r.Mode == "":
+		return r.Scenario
+	}
+	return r.Scenario + " " + r.Mode
+}
 
 // ErrorCount is the sum of Errors.
 func (r *Result) ErrorCount() int64 {
@@ -78,13 +144,19 @@ func (r *Result) WriteReport(w io.Writer) error {
 	case "hot":
 		p("concertbench hot — %s fans (%d workers) race for %d seats of one date\n",
 			groupInt(int64(r.Fans)), r.Workers, r.SeatsPerDate)
-	default:
+	case "holds":
 		mode := "closed loop"
 		if r.OfferedRate > 0 {
 			mode = "open loop at " + groupFloat(r.OfferedRate) + " holds/s offered"
 		}
 		p("concertbench %s — %s, %s users over %d dates × %d seats, %.1fs\n",
 			r.Scenario, mode, groupInt(int64(r.Users)), r.Dates, r.SeatsPerDate, r.ElapsedSeconds)
+	default:
+		mode := "closed loop"
+		if r.OfferedRate > 0 {
+			mode = "open loop at " + groupFloat(r.OfferedRate) + "/s"
+		}
+		p("concertbench %s — %s, %s, %.2fs\n", r.Scenario, mode, formatParams(r.Params), r.ElapsedSeconds)
 	}
 	p("machine   %s\n", r.Machine)
 	if r.Target != "" {
@@ -93,29 +165,98 @@ func (r *Result) WriteReport(w io.Writer) error {
 	for _, v := range r.Violations {
 		p("!!! %s\n", v)
 	}
-	if r.Scenario == "hot" {
-		p("winners   %d / %d seats", r.Winners, r.SeatsPerDate)
-		if r.SoldOut {
-			p(" — sold out in %s (all held at %s)\n", secs(r.SellOutSeconds), secs(r.AllHeldSeconds))
-		} else {
-			p(" — NOT sold out (%d seats left) after %s\n", r.SeatsLeft, secs(r.ElapsedSeconds))
+	switch r.Scenario {
+	case "hot", "holds":
+		if r.Scenario == "hot" {
+			p("winners   %d / %d seats", r.Winners, r.SeatsPerDate)
+			if r.SoldOut {
+				p(" — sold out in %s (all held at %s)\n", secs(r.SellOutSeconds), secs(r.AllHeldSeconds))
+			} else {
+				p(" — NOT sold out (%d seats left) after %s\n", r.SeatsLeft, secs(r.ElapsedSeconds))
+			}
+		}
+		p("holds     %12s  %10s/s\n", groupInt(r.Holds), groupFloat(r.HoldsPerSec))
+		p("attempts  %12s  %10s/s\n", groupInt(r.Attempts), groupFloat(r.AttemptsPerSec))
+		p("conflicts %12s  (409 SEAT_UNAVAILABLE)\n", groupInt(r.Conflicts))
+		p("errors    %12s\n", groupInt(r.ErrorCount()))
+		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
+			p("  %-40s %s\n", k, groupInt(r.Errors[k]))
+		}
+		p("hold      %s\n", FormatLatency(r.HoldLatency))
+		if r.CancelLatency != nil {
+			p("cancel    %s\n", FormatLatency(*r.CancelLatency))
+		}
+		if r.PaymentLatency != nil {
+			p("payment   %s\n", FormatLatency(*r.PaymentLatency))
+		}
+	default:
+		p("throughput %s %s", groupFloat(r.Throughput), r.ThroughputUnit)
+		if r.AnsweredSeconds > 0 {
+			p(" — every answer within %s of the start", secs(r.AnsweredSeconds))
+		}
+		p("\nrequests  %12s  %10s/s\n", groupInt(r.Requests), groupFloat(r.RequestsPerSec))
+		for _, o := range r.Ops {
+			p("%-9s %s\n", o.Name, FormatLatency(o.Latency))
+			p("          %s\n", FormatStatus(o.Status))
+		}
+		p("errors    %12s\n", groupInt(r.ErrorCount()))
+		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
+			p("  %-40s %s\n", k, groupInt(r.Errors[k]))
 		}
 	}
-	p("holds     %12s  %10s/s\n", groupInt(r.Holds), groupFloat(r.HoldsPerSec))
-	p("attempts  %12s  %10s/s\n", groupInt(r.Attempts), groupFloat(r.AttemptsPerSec))
-	p("conflicts %12s  (409 SEAT_UNAVAILABLE)\n", groupInt(r.Conflicts))
-	p("errors    %12s\n", groupInt(r.ErrorCount()))
-	for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
-		p("  %-40s %s\n", k, groupInt(r.Errors[k]))
+	for _, c := range r.Checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "FAIL"
+		}
+		p("check %s %s — %s\n", mark, c.Name, c.Detail)
 	}
-	p("hold      %s\n", FormatLatency(r.HoldLatency))
-	if r.CancelLatency != nil {
-		p("cancel    %s\n", FormatLatency(*r.CancelLatency))
+	if u := r.Usage; u != nil {
+		p("usage     %s\n", FormatUsage(u))
 	}
-	if r.PaymentLatency != nil {
-		p("payment   %s\n", FormatLatency(*r.PaymentLatency))
+	for _, n := range r.Notes {
+		p("note      %s\n", n)
 	}
 	return bw.Flush()
+}
+
+// FormatStatus renders status counts: "200: 1  409: 9,999".
+func FormatStatus(st map[string]int64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(st)) {
+		parts = append(parts, k+": "+groupInt(st[k]))
+	}
+	return strings.Join(parts, "  ")
+}
+
+// FormatUsage renders a Usage on one line.
+func FormatUsage(u *Usage) string {
+	var parts []string
+	if u.JournalEvents > 0 {
+		parts = append(parts, fmt.Sprintf("journal %s events in %s batches (mean %.1f rows, %s)",
+			groupInt(u.JournalEvents), groupInt(u.JournalBatches), u.MeanBatch, FormatMs(u.MeanBatchMs)))
+	}
+	core := func(name string, v float64) {
+		if v >= 0 {
+			parts = append(parts, fmt.Sprintf("%s %.2f cores", name, v))
+		}
+	}
+	core("server", u.ServerCores)
+	core("generator", u.GeneratorCores)
+	core("PostgreSQL", u.PostgresCores)
+	core("machine", u.MachineCores)
+	if u.ServerCores >= 0 && u.PostgresCores >= 0 && u.MachineCores >= 0 {
+		core("others", max(u.MachineCores-u.ServerCores-u.GeneratorCores-u.PostgresCores, 0))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func formatParams(ps map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(ps)) {
+		parts = append(parts, k+" "+ps[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // FormatLatency renders a latency summary on one line.
@@ -177,20 +318,10 @@ func groupFloat(f float64) string {
 }
 
 // Machine describes the machine the generator runs on: CPU count, OS and
-// architecture, CPU model and Go version. Every report carries it, because
-// a figure without its machine means nothing.
+// architecture, CPU model, memory and Go version. Every report carries it,
+// because a figure without its machine means nothing.
 func Machine() string {
-	machineOnce.Do(func() {
-		model := "unknown CPU"
-		if f, err := os.Open("/proc/cpuinfo"); err == nil {
-			if m := ParseCPUModel(f); m != "" {
-				model = m
-			}
-			f.Close()
-		}
-		machine = fmt.Sprintf("%d CPU, %s/%s, %s, %s (GOMAXPROCS %d)",
-			runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, model, runtime.Version(), runtime.GOMAXPROCS(0))
-	})
+	machineOnce.Do(func() { machine = DescribeMachine().String() })
 	return machine
 }
 
@@ -198,6 +329,70 @@ var (
 	machineOnce sync.Once
 	machine     string
 )
+
+// MachineInfo describes the machine the generator runs on.
+type MachineInfo struct {
+	Cores       int     `json:"cores"`
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+	CPUModel    string  `json:"cpuModel"`
+	MemoryBytes int64   `json:"memoryBytes"`
+	OS          string  `json:"os"`
+	Arch        string  `json:"arch"`
+	Kernel      string  `json:"kernel,omitempty"`
+	GoVersion   string  `json:"goVersion"`
+	Hostname    string  `json:"hostname,omitempty"`
+	LoadAvg1    float64 `json:"loadAvg1"` // when described: others' work shows here
+}
+
+// DescribeMachine reads the machine's description from the runtime and
+// /proc.
+func DescribeMachine() MachineInfo {
+	m := MachineInfo{Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUModel: "unknown CPU",
+		OS: runtime.GOOS, Arch: runtime.GOARCH, GoVersion: runtime.Version()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		if v := ParseCPUModel(f); v != "" {
+			m.CPUModel = v
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		m.MemoryBytes = ParseMemTotal(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			m.LoadAvg1, _ = strconv.ParseFloat(f[0], 64)
+		}
+	}
+	m.Hostname, _ = os.Hostname()
+	return m
+}
+
+// String is the one-line description.
+func (m MachineInfo) String() string {
+	mem := ""
+	if m.MemoryBytes > 0 {
+		mem = fmt.Sprintf(", %.0f GiB", float64(m.MemoryBytes)/(1<<30))
+	}
+	return fmt.Sprintf("%d CPU, %s/%s, %s%s, %s (GOMAXPROCS %d)",
+		m.Cores, m.OS, m.Arch, m.CPUModel, mem, m.GoVersion, m.GOMAXPROCS)
+}
+
+// ParseMemTotal returns MemTotal of a /proc/meminfo text in bytes, or 0.
+func ParseMemTotal(meminfo string) int64 {
+	for _, line := range strings.Split(meminfo, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == "MemTotal" {
+			f := strings.Fields(v)
+			if len(f) >= 1 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n * 1024
+			}
+		}
+	}
+	return 0
+}
 
 // ParseCPUModel returns the first "model name" (x86) or "Model"/"Hardware"
 // (ARM) of a /proc/cpuinfo text, or "".

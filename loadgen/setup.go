@@ -24,6 +24,8 @@ type SetupConfig struct {
 	// with NoCharge skips the charge.
 	Charge   int64
 	NoCharge bool
+	// NoToken skips the queue tokens: the users are only registered.
+	NoToken bool
 	// Concurrency is the number of setup requests in flight; default 64.
 	Concurrency int
 	// TokenWait bounds the wait for every token to become ACTIVE; default
@@ -69,6 +71,8 @@ type Progress struct {
 	Total   int64  // users; 0 (time-bound run); seats
 	Errors  int64
 	Elapsed time.Duration
+	// Duration is the planned length of a time-bound phase (Total 0).
+	Duration time.Duration
 }
 
 // ErrTokensNotActive is returned by Setup when the server keeps some of the
@@ -80,7 +84,7 @@ var ErrTokensNotActive = errors.New("queue tokens not ACTIVE")
 // needed), the users, their points and their tokens, and waits until every
 // token is ACTIVE.
 func Setup(ctx context.Context, c *Client, cfg SetupConfig) (*Fixture, error) {
-	if cfg.Dates <= 0 || cfg.SeatsPerDate <= 0 || cfg.Users <= 0 {
+	if cfg.Dates < 0 || (cfg.Dates > 0 && cfg.SeatsPerDate <= 0) || cfg.Users < 0 {
 		return nil, errors.New("setup: dates, seats and users must be positive")
 	}
 	if cfg.Price <= 0 {
@@ -105,9 +109,12 @@ func Setup(ctx context.Context, c *Client, cfg SetupConfig) (*Fixture, error) {
 		}
 	}
 
-	fx, err := createConcert(ctx, c, cfg)
-	if err != nil {
-		return nil, err
+	fx := &Fixture{Price: cfg.Price}
+	if cfg.Dates > 0 {
+		var err error
+		if fx, err = createConcert(ctx, c, cfg); err != nil {
+			return nil, err
+		}
 	}
 
 	fx.Users = make([]User, cfg.Users)
@@ -128,7 +135,18 @@ func Setup(ctx context.Context, c *Client, cfg SetupConfig) (*Fixture, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
+		var w *waitedError
+		if errors.As(err, &w) {
+			return nil, fmt.Errorf("setup: %w: the server put a token of this run in line (position %d) when %d of its %d users "+
+				"had theirs: it admits fewer ACTIVE tokens than this run needs. Start the server with ACTIVE_TOKENS of at least %d "+
+				"plus the tokens earlier runs left ACTIVE — they stay so until TOKEN_IDLE_TTL passes without use, also across "+
+				"restarts (GET /metrics: queue_active) — or wait, or start on an empty database",
+				ErrTokensNotActive, w.position, done.Load(), cfg.Users, cfg.Users)
+		}
 		return nil, fmt.Errorf("setup: %w", err)
+	}
+	if cfg.NoToken {
+		return fx, nil
 	}
 	if err := waitActive(ctx, c, cfg, fx.Users, progress); err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
@@ -137,6 +155,13 @@ func Setup(ctx context.Context, c *Client, cfg SetupConfig) (*Fixture, error) {
 		fx.Users[i].auth = []byte("Bearer " + fx.Users[i].Token)
 	}
 	return fx, nil
+}
+
+// waitedError is a token issued WAIT during the set-up.
+type waitedError struct{ position int64 }
+
+func (e *waitedError) Error() string {
+	return fmt.Sprintf("token issued WAIT at position %d", e.position)
 }
 
 type tokenObject struct {
@@ -227,17 +252,25 @@ func createUser(ctx context.Context, c *Client, cfg SetupConfig, i int) (User, e
 		return User{}, fmt.Errorf("create user %d: %w", i, err)
 	}
 	if !cfg.NoCharge {
-		if err := c.call(ctx, "PATCH", "/customers/point", "", nil,
+		if err := c.callAs(ctx, u.ID, "PATCH", "/customers/point", "", nil,
 			map[string]any{"userId": u.ID, "chargeBalance": cfg.Charge}, nil, 200); err != nil {
 			return User{}, fmt.Errorf("charge user %d: %w", u.ID, err)
 		}
 	}
+	if cfg.NoToken {
+		return User{ID: u.ID}, nil
+	}
 	var tok tokenObject
-	if err := c.call(ctx, "POST", "/users/token", "", nil, map[string]any{"userId": u.ID}, &tok, 200); err != nil {
+	if err := c.callAs(ctx, u.ID, "POST", "/users/token", "", nil, map[string]any{"userId": u.ID}, &tok, 200); err != nil {
 		return User{}, fmt.Errorf("token of user %d: %w", u.ID, err)
 	}
 	if tok.Token == "" {
 		return User{}, fmt.Errorf("token of user %d: empty token", u.ID)
+	}
+	if tok.Status == "WAIT" {
+		// The server is out of ACTIVE slots: issuing more tokens would
+		// only lengthen a line that stays until WAIT_IDLE_TTL.
+		return User{}, &waitedError{position: tok.Position}
 	}
 	return User{ID: u.ID, Token: tok.Token}, nil
 }
@@ -263,7 +296,7 @@ func waitActive(ctx context.Context, c *Client, cfg SetupConfig, users []User, p
 		for _, i := range pending {
 			g.Go(func() error {
 				var tok tokenObject
-				if err := c.call(gctx, "GET", "/users/token", users[i].Token, nil, nil, &tok, 200); err != nil {
+				if err := c.callAs(gctx, users[i].ID, "GET", "/users/token", users[i].Token, nil, nil, &tok, 200); err != nil {
 					return fmt.Errorf("token of user %d: %w", users[i].ID, err)
 				}
 				if tok.Status == "ACTIVE" {

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +22,10 @@ func TestRunRefusesRemoteTargets(t *testing.T) {
 func TestRunFailsSetupWithoutServer(t *testing.T) {
 	var stderr strings.Builder
 	// Port 1 on loopback: nothing listens there.
-	code := run([]string{"-url", "http://127.0.0.1:1", "-admin-key", "k", "-quiet", "-request-timeout", "2s"}, io.Discard, &stderr)
-	if code != exitFailed || !strings.Contains(stderr.String(), "create concert") {
+	code := run([]string{"-url", "http://127.0.0.1:1", "-admin-key", "k", "-quiet", "-request-timeout", "2s",
+		"-scenario", "hot-seat,holds", "-no-ceilings"}, io.Discard, &stderr)
+	if code != exitFailed || !strings.Contains(stderr.String(), "hot-seat closed: setup: create concert") ||
+		!strings.Contains(stderr.String(), "holds closed: setup: create concert") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }
@@ -32,8 +35,19 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.timeout != 5*time.Second+5*time.Minute || o.users != 1000 || o.dates != 100 || o.seats != 50 || o.fans != 10000 {
+	if o.timeout != 30*time.Minute || o.users != 1000 || o.dates != 100 || o.seats != 50 || o.fans != 10000 ||
+		o.soldOutFans != 20000 || o.surgeUsers != 100000 || o.wallets != 8 || o.journeyFans != 1000 ||
+		strings.Join(o.scenarios, ",") != "hot-seat,sold-out,holds,wallet-storm,journey,queue-surge" ||
+		strings.Join(o.modes, ",") != "closed,open" || len(o.urls) != 1 {
 		t.Errorf("defaults: %+v", o)
+	}
+	o, err = parseFlags([]string{"-admin-key", "k", "-scenario", "holds", "-duration", "5s", "-url", "http://127.0.0.1:1, http://127.0.0.1:2",
+		"-modes", "open", "-rate", "100", "-server-setting", "ACTIVE_TOKENS=5000"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.timeout != 2*5*time.Second+5*time.Minute || len(o.urls) != 2 || o.modes[0] != "open" || o.settings["ACTIVE_TOKENS"] != "5000" {
+		t.Errorf("holds alone: %+v", o)
 	}
 	for _, args := range [][]string{
 		{"-scenario", "holds"},                   // no admin key
@@ -42,6 +56,13 @@ func TestParseFlags(t *testing.T) {
 		{"-admin-key", "k", "-rate", "-5"},       // negative rate
 		{"-admin-key", "k", "-duration", "0s"},   // no duration
 		{"-admin-key", "k", "extra"},             // stray argument
+		{"-admin-key", "k", "-modes", "sideways"},
+		{"-admin-key", "k", "-modes", "open"}, // open alone without -rate
+		{"-admin-key", "k", "-scale", "0"},
+		{"-admin-key", "k", "-surge-users", "0"},
+		{"-admin-key", "k", "-think", "-1s"},
+		{"-admin-key", "k", "-server-setting", "novalue"},
+		{"-admin-key", "k", "-url", ""},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
@@ -124,12 +145,65 @@ func TestRunNoCarriageReturnsInFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	code := run([]string{"-url", "http://127.0.0.1:1", "-admin-key", "k", "-request-timeout", "2s"}, io.Discard, f)
+	code := run([]string{"-url", "http://127.0.0.1:1", "-admin-key", "k", "-request-timeout", "2s", "-scenario", "holds", "-no-ceilings"}, io.Discard, f)
 	raw, err := os.ReadFile(f.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code != exitFailed || strings.Contains(string(raw), "\r") {
 		t.Errorf("exit %d, stderr %q", code, raw)
+	}
+}
+
+func TestTokensNeeded(t *testing.T) {
+	o, err := parseFlags([]string{"-admin-key", "k"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// hot-seat 10,000 and sold-out 20,000 in both modes, holds 1,000
+	// once, 8 wallets twice, journey 1,000 twice, 2,000 of the surge, 100.
+	if got, want := o.tokensNeeded(), 2*10000+2*20000+1000+2*8+2*1000+2000+100; got != want {
+		t.Errorf("tokensNeeded = %d, want %d", got, want)
+	}
+	o.scale, o.modes = 0.1, []string{"closed"}
+	if got, want := o.tokensNeeded(), 1000+2000+100+8+100+1000+100; got != want {
+		t.Errorf("scaled: tokensNeeded = %d, want %d", got, want)
+	}
+}
+
+// TestCompareAndHTMLSubcommands runs compare and html on two reports.
+func TestCompareAndHTMLSubcommands(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, thr float64) string {
+		rep := &loadgen.Report{Tool: "concertbench", Machine: loadgen.DescribeMachine(), Results: []*loadgen.Result{
+			{Scenario: "hot-seat", Mode: "closed", Throughput: thr, ThroughputUnit: "answers/s", RequestsPerSec: thr},
+		}}
+		path := filepath.Join(dir, name)
+		if err := writeFile(path, rep.WriteJSON); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	a, b := write("a.json", 1000), write("sub/b.json", 1500)
+	var out, errb strings.Builder
+	if code := run([]string{"compare", a, b}, &out, &errb); code != exitOK {
+		t.Fatalf("compare: exit %d, %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "+50.0 % better") {
+		t.Errorf("compare output:\n%s", out.String())
+	}
+	html := filepath.Join(dir, "r.html")
+	if code := run([]string{"html", b, html}, &out, &errb); code != exitOK {
+		t.Fatalf("html: exit %d, %s", code, errb.String())
+	}
+	page, err := os.ReadFile(html)
+	if err != nil || !strings.Contains(string(page), "hot-seat closed") {
+		t.Errorf("html page: %v %.200s", err, page)
+	}
+	if code := run([]string{"compare", a}, &out, &errb); code != exitUsage {
+		t.Errorf("compare with one file: exit %d", code)
+	}
+	if code := run([]string{"compare", a, filepath.Join(dir, "missing.json")}, &out, &errb); code != exitFailed {
+		t.Errorf("compare with a missing file: exit %d", code)
 	}
 }

@@ -1,0 +1,126 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HotSeatConfig tunes RunHotSeat.
+type HotSeatConfig struct {
+	Common
+	// Fans try the same seat; default 10,000. Closed loop sends all their
+	// holds at once (one connection each); open loop at Rate fans/s.
+	Fans  int
+	Price int64
+}
+
+// RunHotSeat: Fans fans, each with an ACTIVE token, try to hold the one
+// seat of a new concert date at the same moment. Exactly one must win and
+// every other one must be told 409 SEAT_UNAVAILABLE. The result's
+// AnsweredSeconds is the time from the burst's start to its last answer.
+func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, error) {
+	if cfg.Fans <= 0 {
+		cfg.Fans = 10000
+	}
+	if cfg.Price <= 0 {
+		cfg.Price = 1000
+	}
+	if err := PreflightTokens(ctx, c, "hot-seat", cfg.Fans, cfg.ActiveTokens); err != nil {
+		return nil, err
+	}
+	fx, err := Setup(ctx, c, SetupConfig{
+		Title: "concertbench hot-seat " + time.Now().UTC().Format(time.RFC3339Nano),
+		Dates: 1, SeatsPerDate: 1, Users: cfg.Fans, Price: cfg.Price, NoCharge: true,
+		Concurrency: cfg.SetupConcurrency, TokenWait: cfg.TokenWait, OnProgress: cfg.OnProgress,
+	})
+	if err != nil {
+		return nil, err
+	}
+	seat := fx.Dates[0].Seats[0]
+	warmConns(ctx, c, cfg.Fans, func(i int) int64 { return fx.Users[i].ID })
+
+	cfg.mark(true)
+	start := time.Now().Add(50 * time.Millisecond)
+	m := newMeter(start, "hold")
+	hold := m.op(0)
+	var (
+		successes, conflicts, other atomic.Int64
+		lastAnswer                  atomic.Int64 // ns after start
+		mu                          sync.Mutex
+		winners                     []int64
+		done                        atomic.Int64
+	)
+	stopProgress := startProgress(cfg.OnProgress, start, func(el time.Duration) Progress {
+		return Progress{Phase: "hot-seat", Done: done.Load(), Total: int64(cfg.Fans), Errors: other.Load(), Elapsed: el}
+	})
+	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute+time.Duration(float64(cfg.Fans)/max(cfg.Rate, 1)*float64(time.Second)))
+	defer cancel()
+	runArrivals(runCtx, cfg.Fans, cfg.Fans, cfg.Rate, start, func(worker, unit int, intended time.Time) {
+		fan := &fx.Users[unit]
+		w := c.newConn()
+		id, status, code, err := w.hold(fan.auth, fan.ID, seat.ID)
+		hold.observe(worker, intended, status)
+		for {
+			at := int64(time.Since(start))
+			old := lastAnswer.Load()
+			if at <= old || lastAnswer.CompareAndSwap(old, at) {
+				break
+			}
+		}
+		done.Add(1)
+		switch {
+		case err == nil && status == 200:
+			successes.Add(1)
+			mu.Lock()
+			winners = append(winners, id)
+			mu.Unlock()
+		case err == nil && status == 409 && code == "SEAT_UNAVAILABLE":
+			conflicts.Add(1)
+		default:
+			other.Add(1)
+			m.failAt("hold", status, code, err)
+		}
+	})
+	stopProgress()
+	cfg.mark(false)
+	answered := time.Duration(lastAnswer.Load())
+
+	r := &Result{
+		Scenario: "hot-seat", Mode: cfg.mode(), OfferedRate: cfg.Rate,
+		Users: cfg.Fans, Dates: 1, SeatsPerDate: 1, Fans: cfg.Fans,
+		Params:   map[string]string{"fans": itoa(cfg.Fans), "seats": "1"},
+		Attempts: int64(cfg.Fans), Holds: successes.Load(), Conflicts: conflicts.Load(),
+		Winners: int(successes.Load()), AnsweredSeconds: answered.Seconds(), ElapsedSeconds: answered.Seconds(),
+	}
+	if cfg.Rate > 0 {
+		r.Params["rate"] = rateString(cfg.Rate) + " fans/s"
+	}
+	finishResult(r, c, m, answered)
+	r.Throughput, r.ThroughputUnit = r.RequestsPerSec, "answers/s"
+	r.HoldLatency = r.Ops[0].Latency
+
+	checkCtx, checkCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer checkCancel()
+	o := HotSeatOutcome{Fans: cfg.Fans, Successes: int(successes.Load()), Conflicts: int(conflicts.Load()), Other: int(other.Load())}
+	free, err := availableSeats(checkCtx, c, fx.ConcertID, fx.Dates[0].Day)
+	if err != nil {
+		o.SeatErr = err
+	}
+	for _, s := range free {
+		if s.ID == seat.ID {
+			o.SeatListed = true
+		}
+	}
+	r.addChecks(CheckHotSeat(o)...)
+	if n := cfg.Fans - r.Winners; n > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d tokens of this run stay ACTIVE until TOKEN_IDLE_TTL passes (no payment frees them)", n))
+	}
+	if runCtx.Err() != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		return r, fmt.Errorf("hot-seat: the burst did not finish in time: %w", runCtx.Err())
+	}
+	return r, ctx.Err()
+}
