@@ -108,6 +108,7 @@ type Node struct {
 	pool     *pgxpool.Pool
 	journal  *persistence.Journal
 	catalog  *persistence.Catalog
+	metered  *persistence.MeteredCatalog // catalog, its failures counted
 	system   *actor.ActorSystem
 	router   *cluster.Local
 	tokens   *actors.TokenTable
@@ -162,6 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	meteredJournal := store.Journal(n.journal)
 	journal := actors.NewMetrics(n.registry).Observe(meteredJournal)
 	catalog := store.Catalog(n.catalog)
+	n.metered = catalog
 	n.tokens = actors.NewTokenTable()
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Logger.With("lib", "protoactor")
@@ -260,7 +262,7 @@ func (n *Node) pingQueue(ctx context.Context) error {
 
 // Ready reports whether the store is reachable and the queue manager answers.
 func (n *Node) Ready(ctx context.Context) error {
-	if err := n.catalog.Ping(ctx); err != nil {
+	if err := n.metered.Ping(ctx); err != nil {
 		return err
 	}
 	return n.pingQueue(ctx)
