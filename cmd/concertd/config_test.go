@@ -46,6 +46,9 @@ func defaults() Config {
 		RequestTimeout:       5 * time.Second,
 		JournalWriters:       4,
 		DBMaxConns:           16,
+		StreamInterval:       time.Second,
+		StreamHeartbeat:      15 * time.Second,
+		StreamLimit:          50000,
 		NodeID:               "testhost",
 		LogLevel:             "info",
 		Cluster:              node.ClusterConfig{Provider: "single", Name: "concert", Host: "127.0.0.1"},
@@ -78,7 +81,8 @@ func TestLoadConfig(t *testing.T) {
 				"TOKEN_IDLE_TTL": "1m", "WAIT_IDLE_TTL": "30s", "SNAPSHOT_EVERY": "20",
 				"ACTOR_IDLE_TTL": "1h", "REQUEST_TIMEOUT": "250ms", "JOURNAL_WRITERS": "2",
 				"DB_MAX_CONNS": "8", "NODE_ID": "node-a", "DEMO_DATA": "true", "LOG_LEVEL": "DEBUG",
-				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true", "PPROF": "true",
+				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true",
+				"OPS_PAGE": "true", "STREAM_INTERVAL": "250ms", "STREAM_HEARTBEAT": "5s", "STREAM_LIMIT": "10", "PPROF": "true",
 			},
 			want: func(c *Config) {
 				*c = Config{
@@ -89,6 +93,7 @@ func TestLoadConfig(t *testing.T) {
 					ActorIdleTTL: time.Hour, RequestTimeout: 250 * time.Millisecond, ShutdownTimeout: 30 * time.Second, JournalWriters: 2,
 					DBMaxConns: 8, NodeID: "node-a", DemoData: true, LogLevel: "debug",
 					IdempotencyRetention: 48 * time.Hour, ReminderInterval: 250 * time.Millisecond, JournalPrune: true, Pprof: true,
+					OpsPage: true, StreamInterval: 250 * time.Millisecond, StreamHeartbeat: 5 * time.Second, StreamLimit: 10,
 				}
 			}},
 		{name: "every setting from flags",
@@ -98,6 +103,7 @@ func TestLoadConfig(t *testing.T) {
 				"-wait-idle-ttl=4m", "-snapshot-every=1", "-actor-idle-ttl=5s", "-request-timeout=1s",
 				"-journal-writers=1", "-db-max-conns=2", "-node-id=n1", "-demo", "-log-level=warn",
 				"-shutdown-timeout=1m", "-idempotency-retention=1h", "-reminder-interval=2s", "-journal-prune", "-pprof",
+				"-ops-page", "-stream-interval=2s", "-stream-heartbeat=1m", "-stream-limit=3",
 			},
 			want: func(c *Config) {
 				*c = Config{
@@ -108,6 +114,7 @@ func TestLoadConfig(t *testing.T) {
 					RequestTimeout: time.Second, ShutdownTimeout: time.Minute, JournalWriters: 1, DBMaxConns: 2, NodeID: "n1",
 					DemoData: true, LogLevel: "warn",
 					IdempotencyRetention: time.Hour, ReminderInterval: 2 * time.Second, JournalPrune: true, Pprof: true,
+					OpsPage: true, StreamInterval: 2 * time.Second, StreamHeartbeat: time.Minute, StreamLimit: 3,
 				}
 			}},
 		{name: "flag wins over env",
@@ -258,7 +265,7 @@ func TestNodeIDDefaultsToHostname(t *testing.T) {
 // TestNodeCarriesEverySetting fails when a node setting is added to Config but
 // not passed on.
 func TestNodeCarriesEverySetting(t *testing.T) {
-	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune", "-pprof"}, envOf(nil))
+	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune", "-pprof", "-ops-page"}, envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
