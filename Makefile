@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 # Extra arguments for `make run`, e.g. make run RUN_ARGS='-log-level=debug'.
 RUN_ARGS ?=
 
-.PHONY: help run build test bench bench-http vet lint lint-openapi proto db-stop db-wipe cluster test-cluster chaos
+.PHONY: help run build test bench bench-http vet lint lint-openapi proto db-stop db-wipe cluster test-cluster ops-browser-test bench-streams chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-8s %s\n", $$1, $$2 }'
@@ -147,3 +147,13 @@ db-stop: ## stop the local PostgreSQL of `make run`
 
 db-wipe: ## stop the local PostgreSQL and delete its data
 	bash scripts/pg-local.sh wipe
+
+ops-browser-test: ## check the live ops page in headless Chromium (installs Debian's chromium if missing)
+	bash scripts/ops-browser-test.sh
+
+# Needs a file descriptor per stream on each side: with `ulimit -n` below
+# STREAMS plus a margin it measures as many as the limit allows.
+STREAMS ?= 20000
+bench-streams: ## hold STREAMS (20,000) idle token streams on one node; print memory and CPU, and polling's
+	@if [[ -z "$${TEST_DATABASE_URL:-}" ]]; then bash scripts/pg-local.sh install; fi
+	STREAMS=$(STREAMS) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkTokenStreams$$' -benchtime 1x ./http/

@@ -86,6 +86,7 @@ type Journaled struct {
 	recoverFailed bool  // this incarnation could not recover
 	reminder      reminderMark
 	stats         JournaledStats
+	observer      JournalObserver // opt.Journal, if it observes (metrics.go)
 }
 
 // JournaledStats counts what an incarnation did, for tests and diagnostics.
@@ -155,7 +156,8 @@ func NewJournaled(opt JournaledOptions) *Journaled {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Journaled{opt: opt, incarnation: rand.Uint64()}
+	observer, _ := opt.Journal.(JournalObserver)
+	return &Journaled{opt: opt, incarnation: rand.Uint64(), observer: observer}
 }
 
 // Incarnation is this instance's random tag, distinct for each activation.
@@ -306,9 +308,11 @@ func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
 		rows[i] = persistence.Event{Seq: j.applied + int64(i) + 1, Type: typ, Payload: payload}
 	}
 	if j.retrying || len(j.unsent)+len(rows) > maxUnsent {
+		j.refused(RefusedBacklog)
 		return overloaded(j.opt.ID)
 	}
 	if !j.inFlight && !j.permit && j.opt.Admission != nil && !j.opt.Admission.tryAcquire() {
+		j.refused(RefusedAdmission)
 		return overloaded(j.opt.ID)
 	}
 	if !j.inFlight && j.opt.Admission != nil {
@@ -316,6 +320,9 @@ func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
 	}
 	for _, e := range events {
 		j.opt.Model.Apply(e)
+	}
+	if j.observer != nil {
+		j.observer.Persisted(j.opt.ID, events)
 	}
 	j.applied += int64(len(rows))
 	j.unsent = append(j.unsent, rows...)
@@ -621,7 +628,17 @@ func (j *Journaled) recover() error {
 	// first write sets it from the recovered state.
 	j.reminder = reminderMark{}
 	j.stats.RecoveryTime = time.Since(start)
+	if j.observer != nil {
+		j.observer.Recovered(j.opt.ID, j.stats.RecoveryTime, j.stats.Recovered)
+	}
 	return nil
+}
+
+// refused tells the observer of an overload refusal.
+func (j *Journaled) refused(reason string) {
+	if j.observer != nil {
+		j.observer.Refused(j.opt.ID, reason)
+	}
 }
 
 // breakDown takes the actor out of service: every held reply becomes

@@ -32,6 +32,9 @@ type TokenTable struct {
 	shards  [tokenShards]tokenShard
 	waiting atomic.Int64
 	active  atomic.Int64
+	// line and version serve the followers of tokens (tokens_line.go).
+	line    lineIndex
+	version atomic.Uint64
 }
 
 type tokenShard struct {
@@ -172,11 +175,11 @@ func (t *TokenTable) publish(token string, e *tokenEntry, st messages.TokenStatu
 		s.mu.Unlock()
 		if prev != nil && prev != e {
 			e.touch(prev.last.Load())
-			t.count(messages.TokenStatus(prev.status.Load()), -1)
+			t.count(prev, messages.TokenStatus(prev.status.Load()), -1)
 		}
 	}
-	t.count(old, -1)
-	t.count(st, 1)
+	t.count(e, old, -1)
+	t.count(e, st, 1)
 }
 
 // rekey moves e from key old to key new (the token's new secret); its
@@ -200,6 +203,7 @@ func (t *TokenTable) rekey(old, new string, e *tokenEntry) {
 		delete(s.m, old)
 	}
 	s.mu.Unlock()
+	t.version.Add(1) // a follower of the old secret looks again, and finds it gone
 }
 
 // unpublish removes token's entry if it is e.
@@ -212,7 +216,7 @@ func (t *TokenTable) unpublish(token string, e *tokenEntry) {
 	}
 	s.mu.Unlock()
 	if found {
-		t.count(messages.TokenStatus(e.status.Load()), -1)
+		t.count(e, messages.TokenStatus(e.status.Load()), -1)
 	}
 }
 
@@ -253,16 +257,20 @@ func (t *TokenTable) retain(keep func(token string, e *tokenEntry) bool) {
 		}
 		s.mu.Unlock()
 		for _, e := range gone {
-			t.count(messages.TokenStatus(e.status.Load()), -1)
+			t.count(e, messages.TokenStatus(e.status.Load()), -1)
 		}
 	}
 }
 
-func (t *TokenTable) count(st messages.TokenStatus, d int64) {
+// count adds d tokens in status st, e's; a WAIT token also joins (d > 0)
+// or leaves the line index. Every call is a published change (Version).
+func (t *TokenTable) count(e *tokenEntry, st messages.TokenStatus, d int64) {
 	switch st {
 	case messages.TokenStatus_TOKEN_WAIT:
 		t.waiting.Add(d)
+		t.line.add(e.tokenID, d)
 	case messages.TokenStatus_TOKEN_ACTIVE:
 		t.active.Add(d)
 	}
+	t.version.Add(1)
 }

@@ -18,6 +18,10 @@ func WithIdentity(ctx context.Context, userID int64) context.Context {
 	return context.WithValue(ctx, identityKey{}, userID)
 }
 
+// IdentityOf returns the identity ctx carries, if any (for a route that
+// checks tokens without the service, as the token stream does).
+func IdentityOf(ctx context.Context) (int64, bool) { return identity(ctx) }
+
 // identity returns the identity ctx carries, if any.
 func identity(ctx context.Context) (int64, bool) {
 	id, ok := ctx.Value(identityKey{}).(int64)

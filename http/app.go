@@ -40,8 +40,15 @@ type Config struct {
 	Ready func(context.Context) error
 	// Pprof serves the Go profiler under /debug/pprof/ (pprof.go): to
 	// admin-key holders, or to loopback clients when no key is set.
-	Pprof  bool
-	Logger *slog.Logger
+	Pprof bool
+	// Streams serves GET /users/token/stream (stream.go); nil leaves the
+	// route out. The caller closes it before stopping the server.
+	Streams *Streams
+	// OpsPage serves the live operations page at /ops and its figures at
+	// /ops/data (ops_page.go, ops_data.go), to anyone who can reach
+	// /metrics: it shows only what /metrics serves.
+	OpsPage bool
+	Logger  *slog.Logger
 }
 
 // New builds the app with every route of the contract.
@@ -80,6 +87,12 @@ func New(cfg Config) *fiber.App {
 	app.Post("/users", limitUsers, h.createUser)
 	app.Post("/users/token", limitIssue, h.identity, h.issueToken)
 	app.Get("/users/token", limitPoll, h.identity, h.getToken)
+	if cfg.Streams != nil {
+		// A stream's connection is handed to the hub, which closes it.
+		app.Server().KeepHijackedConns = true
+		// Opening a stream counts as a poll.
+		app.Get("/users/token/stream", limitPoll, h.identity, cfg.Streams.handler)
+	}
 
 	app.Get("/concerts", h.listConcerts)
 	app.Get("/concerts/:concertId/available-date", h.availableDates)
@@ -101,6 +114,11 @@ func New(cfg Config) *fiber.App {
 	app.Get("/readyz", h.readyz)
 	app.Get("/metrics", metricsHandler(cfg.Gatherer))
 	app.Get("/openapi.yaml", serveOpenAPI)
+	if cfg.OpsPage {
+		ops := &opsSampler{g: cfg.Gatherer, ready: cfg.Ready}
+		app.Get("/ops", opsPageHandler)
+		app.Get("/ops/data", ops.handler)
+	}
 	if cfg.Pprof {
 		h.mountPprof(app, cfg.AdminKey)
 	}

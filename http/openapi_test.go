@@ -11,6 +11,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/concert/ticketing/actors"
 )
 
 // TestOpenAPIMatchesRoutes checks that the embedded spec documents exactly
@@ -33,7 +35,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 
-	app := New(Config{Booking: &fakeBooking{}, AdminKey: "k"})
+	// Every optional route on (but the profiler, which is no API).
+	app := New(Config{Booking: &fakeBooking{}, AdminKey: "k", OpsPage: true,
+		Streams: NewStreams(actors.NewTokenTable(), StreamOptions{})})
 	param := regexp.MustCompile(`:([A-Za-z]+)`)
 	var registered []string
 	for _, r := range app.GetRoutes(true) {

@@ -61,9 +61,16 @@ type Config struct {
 	// IdentityHeader turns on the trusted-identity mode (httpapi.Config).
 	IdentityHeader string
 	// Pprof serves the Go profiler at /debug/pprof/ (see http.Config.Pprof).
-	Pprof  bool
-	NodeID string
-	Logger *slog.Logger
+	Pprof bool
+	// OpsPage serves the live operations page at /ops (http.Config.OpsPage).
+	OpsPage bool
+	// StreamInterval, StreamHeartbeat and StreamLimit configure the token
+	// streams (http.StreamOptions: Interval, Heartbeat, Limit).
+	StreamInterval  time.Duration
+	StreamHeartbeat time.Duration
+	StreamLimit     int
+	NodeID          string
+	Logger          *slog.Logger
 	// Cluster places the actors: in this process (default) or as grains of
 	// a Proto.Actor cluster (node/cluster.go).
 	Cluster ClusterConfig
@@ -88,6 +95,9 @@ func (c Config) withDefaults() Config {
 	set(&c.RequestTimeout, 5*time.Second)
 	set(&c.IdempotencyRetention, 24*time.Hour)
 	set(&c.ReminderInterval, time.Second)
+	set(&c.StreamInterval, httpapi.DefaultStreamInterval)
+	set(&c.StreamHeartbeat, httpapi.DefaultStreamHeartbeat)
+	seti(&c.StreamLimit, httpapi.DefaultStreamLimit)
 	seti(&c.HoldLimit, 4)
 	seti(&c.ActiveTokens, 1000)
 	seti(&c.SnapshotEvery, 500)
@@ -109,12 +119,14 @@ type Node struct {
 	pool     *pgxpool.Pool
 	journal  *persistence.Journal
 	catalog  *persistence.Catalog
+	metered  *persistence.MeteredCatalog // catalog, its failures counted
 	system   *actor.ActorSystem
 	router   placement
 	tokens   *actors.TokenTable
 	feed     *actors.TokenFeed // nil unless clustered (node/cluster.go)
 	booking  *booking.Service
 	http     *httpapi.Server
+	streams  *httpapi.Streams
 	registry *prometheus.Registry
 
 	stopReminders context.CancelFunc
@@ -148,7 +160,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 
 	n := &Node{cfg: cfg, pool: pool, registry: prometheus.NewRegistry()}
-	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		persistence.NewPoolCollector(pool))
 	n.journal = persistence.NewJournal(pool, persistence.JournalOptions{
 		WriterID:           cfg.NodeID,
 		Writers:            cfg.JournalWriters,
@@ -156,6 +169,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Registerer:         n.registry,
 	})
 	n.catalog = persistence.NewCatalog(pool)
+	// What the actors and the service use is metered (store errors,
+	// snapshots, business counters; see README, Metrics).
+	store := persistence.NewStoreMetrics(n.registry)
+	meteredJournal := store.Journal(n.journal)
+	journal := actors.NewMetrics(n.registry).Observe(meteredJournal)
+	catalog := store.Catalog(n.catalog)
+	n.metered = catalog
 	n.tokens = actors.NewTokenTable()
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Logger.With("lib", "protoactor")
@@ -169,19 +189,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	admission := actors.NewAdmission(writeAdmission)
 	kinds := map[string]cluster.Producer{
 		"seat": actors.NewSeatProducer(actors.SeatConfig{
-			Journal: n.journal, Catalog: n.catalog, Router: late,
+			Journal: journal, Catalog: catalog, Router: late,
 			HoldTTL: cfg.HoldTTL, HoldLimit: cfg.HoldLimit,
 			SnapshotEvery: cfg.SnapshotEvery, IdleTTL: cfg.ActorIdleTTL,
 			Admission: admission, Now: now, Logger: cfg.Logger,
 		}),
 		"wallet": actors.NewWalletProducer(actors.WalletConfig{
-			Journal: n.journal, HoldLimit: cfg.HoldLimit,
+			Journal: journal, HoldLimit: cfg.HoldLimit,
 			SnapshotEvery: cfg.SnapshotEvery, IdleTTL: cfg.ActorIdleTTL,
 			Retention: cfg.IdempotencyRetention,
 			Admission: admission, Now: now, Logger: cfg.Logger,
 		}),
 		"queue": actors.NewQueueProducer(actors.QueueConfig{
-			Journal: n.journal, Tokens: n.tokens, ActiveTokens: cfg.ActiveTokens,
+			Journal: journal, Tokens: n.tokens, ActiveTokens: cfg.ActiveTokens,
 			TokenIdleTTL: cfg.TokenIdleTTL, WaitIdleTTL: cfg.WaitIdleTTL,
 			SnapshotEvery: cfg.SnapshotEvery, Now: now, Logger: cfg.Logger,
 			Feed: n.feed,
@@ -208,17 +228,27 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	go func() {
 		defer close(n.remindersDone)
 		(&actors.ReminderService{
-			Source: n.journal, Router: n.router,
+			Source: meteredJournal, Router: n.router,
 			Interval: cfg.ReminderInterval, Logger: cfg.Logger,
 		}).Run(remindCtx)
 	}()
 
 	n.booking = booking.New(booking.Config{
-		Catalog:        n.catalog,
+		Catalog:        catalog,
 		Router:         n.router,
 		Tokens:         n.tokenChecker(),
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         cfg.Logger,
+	})
+	n.streams = httpapi.NewStreams(n.tokens, httpapi.StreamOptions{
+		Interval:  cfg.StreamInterval,
+		Heartbeat: cfg.StreamHeartbeat,
+		// An open stream of a waiting token counts as a poll: often enough
+		// that it never leaves the line for want of one.
+		KeepAlive:  min(cfg.StreamHeartbeat, cfg.WaitIdleTTL/3),
+		Limit:      cfg.StreamLimit,
+		Registerer: n.registry,
+		Logger:     cfg.Logger,
 	})
 	n.http = httpapi.NewServer(httpapi.New(httpapi.Config{
 		Booking:    n.booking,
@@ -227,6 +257,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Gatherer:   n.registry,
 		Ready:      n.Ready,
 		Pprof:      cfg.Pprof,
+		Streams:    n.streams,
+		OpsPage:    cfg.OpsPage,
 		Logger:     cfg.Logger,
 		RateLimits: httpapi.RateLimits{Users: cfg.RateUsers, TokenIssue: cfg.RateTokenIssue,
 			TokenPoll: cfg.RateTokenPoll, TrustedProxies: cfg.TrustedProxies},
@@ -252,7 +284,7 @@ func (n *Node) pingQueue(ctx context.Context) error {
 
 // Ready reports whether the store is reachable and the queue manager answers.
 func (n *Node) Ready(ctx context.Context) error {
-	if err := n.catalog.Ping(ctx); err != nil {
+	if err := n.metered.Ping(ctx); err != nil {
 		return err
 	}
 	return n.pingQueue(ctx)
@@ -282,6 +314,10 @@ func (n *Node) Serve(ln net.Listener) error { return n.http.Serve(ln) }
 // journal, and closes the pool.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
+	if n.streams != nil {
+		// Streams never end by themselves: close them before the drain.
+		n.streams.Close()
+	}
 	if n.http != nil {
 		if err := n.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))

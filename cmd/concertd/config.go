@@ -51,12 +51,19 @@ type Config struct {
 	// (JOURNAL_PRUNE, -journal-prune).
 	JournalPrune bool
 	// Pprof serves the Go profiler at /debug/pprof/ (PPROF, -pprof).
-	Pprof          bool
-	JournalWriters int    // JOURNAL_WRITERS, -journal-writers
-	DBMaxConns     int    // DB_MAX_CONNS, -db-max-conns
-	NodeID         string // NODE_ID, -node-id; default the host name
-	DemoData       bool   // DEMO_DATA, -demo
-	LogLevel       string // LOG_LEVEL, -log-level: debug, info, warn or error
+	Pprof bool
+	// OpsPage serves the live operations page at /ops (OPS_PAGE, -ops-page).
+	OpsPage bool
+	// Token streams (GET /users/token/stream): STREAM_INTERVAL,
+	// STREAM_HEARTBEAT, STREAM_LIMIT.
+	StreamInterval  time.Duration
+	StreamHeartbeat time.Duration
+	StreamLimit     int
+	JournalWriters  int    // JOURNAL_WRITERS, -journal-writers
+	DBMaxConns      int    // DB_MAX_CONNS, -db-max-conns
+	NodeID          string // NODE_ID, -node-id; default the host name
+	DemoData        bool   // DEMO_DATA, -demo
+	LogLevel        string // LOG_LEVEL, -log-level: debug, info, warn or error
 	// Per-client rate limits, requests per minute (0: none): RATE_USERS,
 	// RATE_TOKEN_ISSUE, RATE_TOKEN_POLL; TRUSTED_PROXIES names the reverse
 	// proxies whose X-Forwarded-For is believed.
@@ -134,6 +141,14 @@ var baseSettings = []setting{
 			c.Pprof = v
 			return nil
 		}},
+	boolean("OPS_PAGE", "ops-page", "serve the live operations page at /ops (and its figures at /ops/data) to whoever can reach /metrics",
+		func(c *Config) *bool { return &c.OpsPage }),
+	dur("STREAM_INTERVAL", "stream-interval", "1s", "how often token streams look for changes: at most one token event per stream per interval (positions are coalesced)",
+		func(c *Config) *time.Duration { return &c.StreamInterval }),
+	dur("STREAM_HEARTBEAT", "stream-heartbeat", "15s", "a token stream sent nothing this long gets a heartbeat event",
+		func(c *Config) *time.Duration { return &c.StreamHeartbeat }),
+	num("STREAM_LIMIT", "stream-limit", "50000", "most token streams open at once on this node (more are refused with 503)",
+		func(c *Config) *int { return &c.StreamLimit }),
 	num("JOURNAL_WRITERS", "journal-writers", "4", "concurrent journal writers (each uses one database connection per batch)",
 		func(c *Config) *int { return &c.JournalWriters }),
 	num("DB_MAX_CONNS", "db-max-conns", "16", "size of the database connection pool; must exceed JOURNAL_WRITERS",
@@ -184,6 +199,19 @@ var baseSettings = []setting{
 			c.LogLevel = strings.ToLower(raw)
 			return nil
 		}},
+}
+
+// boolean is a true/false setting, default false; a bare flag sets it.
+func boolean(env, flag, usage string, field func(*Config) *bool) setting {
+	return setting{env: env, flag: flag, def: "false", usage: usage, isBool: true,
+		apply: func(c *Config, raw string) error {
+			v, err := strconv.ParseBool(raw)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", raw)
+			}
+			*field(c) = v
+			return nil
+		}}
 }
 
 func str(env, flag, def, usage string, field func(*Config) *string) setting {
@@ -377,6 +405,10 @@ func (c Config) Node(logger *slog.Logger) node.Config {
 		ReminderInterval:     c.ReminderInterval,
 		JournalPrune:         c.JournalPrune,
 		Pprof:                c.Pprof,
+		OpsPage:              c.OpsPage,
+		StreamInterval:       c.StreamInterval,
+		StreamHeartbeat:      c.StreamHeartbeat,
+		StreamLimit:          c.StreamLimit,
 		JournalWriters:       c.JournalWriters,
 		DBMaxConns:           c.DBMaxConns,
 		NodeID:               c.NodeID,

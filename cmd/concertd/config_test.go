@@ -50,6 +50,9 @@ func defaults() Config {
 		RateTokenPoll:        1200,
 		JournalWriters:       4,
 		DBMaxConns:           16,
+		StreamInterval:       time.Second,
+		StreamHeartbeat:      15 * time.Second,
+		StreamLimit:          50000,
 		NodeID:               "testhost",
 		LogLevel:             "info",
 		Cluster:              node.ClusterConfig{Provider: "single", Name: "concert", Host: "127.0.0.1"},
@@ -82,7 +85,8 @@ func TestLoadConfig(t *testing.T) {
 				"TOKEN_IDLE_TTL": "1m", "WAIT_IDLE_TTL": "30s", "SNAPSHOT_EVERY": "20",
 				"ACTOR_IDLE_TTL": "1h", "REQUEST_TIMEOUT": "250ms", "JOURNAL_WRITERS": "2",
 				"DB_MAX_CONNS": "8", "NODE_ID": "node-a", "DEMO_DATA": "true", "LOG_LEVEL": "DEBUG",
-				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true", "PPROF": "true",
+				"SHUTDOWN_TIMEOUT": "30s", "IDEMPOTENCY_RETENTION": "48h", "REMINDER_INTERVAL": "250ms", "JOURNAL_PRUNE": "true",
+				"OPS_PAGE": "true", "STREAM_INTERVAL": "250ms", "STREAM_HEARTBEAT": "5s", "STREAM_LIMIT": "10", "PPROF": "true",
 				"RATE_USERS": "0", "RATE_TOKEN_ISSUE": "5", "RATE_TOKEN_POLL": "6",
 				"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "IDENTITY_HEADER": "X-User-Id",
 			},
@@ -95,6 +99,7 @@ func TestLoadConfig(t *testing.T) {
 					ActorIdleTTL: time.Hour, RequestTimeout: 250 * time.Millisecond, ShutdownTimeout: 30 * time.Second, JournalWriters: 2,
 					DBMaxConns: 8, NodeID: "node-a", DemoData: true, LogLevel: "debug",
 					IdempotencyRetention: 48 * time.Hour, ReminderInterval: 250 * time.Millisecond, JournalPrune: true, Pprof: true,
+					OpsPage: true, StreamInterval: 250 * time.Millisecond, StreamHeartbeat: 5 * time.Second, StreamLimit: 10,
 					RateUsers: 0, RateTokenIssue: 5, RateTokenPoll: 6,
 					TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")},
 					IdentityHeader: "X-User-Id",
@@ -107,6 +112,7 @@ func TestLoadConfig(t *testing.T) {
 				"-wait-idle-ttl=4m", "-snapshot-every=1", "-actor-idle-ttl=5s", "-request-timeout=1s",
 				"-journal-writers=1", "-db-max-conns=2", "-node-id=n1", "-demo", "-log-level=warn",
 				"-shutdown-timeout=1m", "-idempotency-retention=1h", "-reminder-interval=2s", "-journal-prune", "-pprof",
+				"-ops-page", "-stream-interval=2s", "-stream-heartbeat=1m", "-stream-limit=3",
 				"-rate-users=1", "-rate-token-issue=2", "-rate-token-poll=3", "-trusted-proxies=::1", "-identity-header=X-Gateway-User",
 			},
 			want: func(c *Config) {
@@ -118,6 +124,7 @@ func TestLoadConfig(t *testing.T) {
 					RequestTimeout: time.Second, ShutdownTimeout: time.Minute, JournalWriters: 1, DBMaxConns: 2, NodeID: "n1",
 					DemoData: true, LogLevel: "warn",
 					IdempotencyRetention: time.Hour, ReminderInterval: 2 * time.Second, JournalPrune: true, Pprof: true,
+					OpsPage: true, StreamInterval: 2 * time.Second, StreamHeartbeat: time.Minute, StreamLimit: 3,
 					RateUsers: 1, RateTokenIssue: 2, RateTokenPoll: 3,
 					TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::1/128")}, IdentityHeader: "X-Gateway-User",
 				}
@@ -274,7 +281,7 @@ func TestNodeIDDefaultsToHostname(t *testing.T) {
 // TestNodeCarriesEverySetting fails when a node setting is added to Config but
 // not passed on.
 func TestNodeCarriesEverySetting(t *testing.T) {
-	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune", "-pprof",
+	c, err := LoadConfig([]string{"-database-url=postgres://h/d", "-admin-key=k", "-node-id=n", "-journal-prune", "-pprof", "-ops-page",
 		"-trusted-proxies=10.0.0.0/8", "-identity-header=X-User-Id"}, envOf(nil))
 	if err != nil {
 		t.Fatal(err)
