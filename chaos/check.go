@@ -433,19 +433,35 @@ func Check(f Facts, timeout time.Duration) *Report {
 }
 
 // Tampered returns a copy of facts with one acknowledged change undone in
-// the final state: the final balance of the first user read is one point
-// short. A checker that passes it is blind; the chaos test checks its own
-// checker this way on every real history.
+// the final state: the final read of the first reservation whose payment
+// was acknowledged shows it HELD (or, in a history without one, the first
+// final balance read is one point short). A checker that passes it is
+// blind; the chaos tests check their own checker this way on every real
+// history.
 func (f Facts) Tampered() Facts {
 	out := f
 	out.Ops = make([]*Op, len(f.Ops))
-	done := false
-	for i, op := range f.Ops {
-		out.Ops[i] = op
-		if !done && op.Final && op.Kind == KindBalance && op.Outcome == OK {
+	copy(out.Ops, f.Ops)
+	paid := map[int64]bool{}
+	for _, op := range f.Ops {
+		if op.Kind == KindPay && op.Outcome == OK && !op.Final {
+			paid[op.Res] = true
+		}
+	}
+	for i, op := range out.Ops {
+		if op.Final && op.Kind == KindReservation && op.Outcome == OK && paid[op.Res] {
+			c := *op
+			c.ResStatus = stHeld
+			out.Ops[i] = &c
+			return out
+		}
+	}
+	for i, op := range out.Ops {
+		if op.Final && op.Kind == KindBalance && op.Outcome == OK {
 			c := *op
 			c.Balance--
-			out.Ops[i], done = &c, true
+			out.Ops[i] = &c
+			return out
 		}
 	}
 	return out

@@ -86,10 +86,10 @@ func TestKillNineChaos(t *testing.T) {
 		_ = os.RemoveAll(dir)
 	}
 	// The checker is not blind: the same history with one acknowledged
-	// point missing at the end fails both checks. (Proving a history not
-	// linearizable means trying every order, which the long run's wallets,
-	// with a thousand operations of unknown outcome, make too costly: there
-	// only the invariants are checked on it.)
+	// payment undone at the end fails both checks. (Proving a history not
+	// linearizable means trying every order, which the long run's
+	// histories, with a thousand operations of unknown outcome, can make
+	// costly: there only the invariants are checked on it.)
 	tampered := rep.Facts.Tampered()
 	if inv := chaos.CheckInvariants(tampered); inv.Lost == 0 {
 		t.Fatal("a tampered history passed the invariants")

@@ -358,7 +358,7 @@ func (t *tokenHolder) get(c *Client, user int64) string {
 func pause(op *Op) {
 	switch {
 	case op.Outcome == Refused:
-		time.Sleep(20 * time.Millisecond) // the server is down
+		time.Sleep(50 * time.Millisecond) // the server is down
 	case op.RetryAfter != "":
 		time.Sleep(200 * time.Millisecond) // a 503 or 429: back off as told, a little (the run is short)
 	case op.Outcome == Unknown:
