@@ -37,7 +37,7 @@ func metricValue(text, name, labels string) (float64, bool) {
 // top-ups, a token stream, snapshots — and checks that /metrics carries
 // every operator series with the counts that traffic implies.
 func TestE2EOperatorMetrics(t *testing.T) {
-	e := startNode(t, node.Config{AdminKey: adminKey, ActiveTokens: 1, HoldTTL: 300 * time.Millisecond,
+	e := startNode(t, node.Config{AdminKey: adminKey, ActiveTokens: 1, HoldTTL: 2 * time.Second, // long enough to pay on a busy machine
 		SnapshotEvery: 3, StreamInterval: 20 * time.Millisecond})
 	concertID, _ := e.concert(1000, 10, day(1))
 	seats := e.freeSeats(concertID, day(1))
