@@ -47,14 +47,19 @@ test: ## run every test; tests start their own PostgreSQL (or use TEST_DATABASE_
 # database connection under a mixed load, each history checked for the
 # contract's invariants and for linearizability. The short version of each
 # runs in `make test`. Histories, drawings and server logs go to
-# .data/chaos/<test>. Another seed: make chaos CHAOS_SEED=7
+# .data/chaos/<test>. Another seed: make chaos CHAOS_SEED=7. The kill -9
+# run against a static cluster of CHAOS_NODES nodes (TestClusterKillChaos)
+# runs too unless CHAOS_CLUSTER=0.
 CHAOS_SEED ?= 1
+CHAOS_CLUSTER ?= 1
+CHAOS_NODES ?= 3
+CHAOS_TESTS = TestKillNineChaos TestDatabaseOutageChaos TestDatabaseConnectionChaos $(if $(filter 1,$(CHAOS_CLUSTER)),TestClusterKillChaos)
 chaos: ## the long chaos run: kill -9, database outages and faults under load; histories checked
 	@if [[ -z "$${TEST_DATABASE_URL:-}" ]]; then bash scripts/pg-local.sh install; fi
 	@mkdir -p .data/chaos
-	set -o pipefail; for t in TestKillNineChaos TestDatabaseOutageChaos TestDatabaseConnectionChaos; do \
+	set -o pipefail; for t in $(CHAOS_TESTS); do \
 		$(GO) test -count=1 -timeout 60m -run "^$$t$$" -v ./chaos/ \
-			-args -chaos.long -chaos.seed=$(CHAOS_SEED) -chaos.out=$(CURDIR)/.data/chaos/$$t \
+			-args -chaos.long -chaos.seed=$(CHAOS_SEED) -chaos.nodes=$(CHAOS_NODES) -chaos.out=$(CURDIR)/.data/chaos/$$t \
 			| grep -vE '^=== (RUN|PAUSE|CONT)'; \
 	done
 # The long multi-process cluster tests (kill -9 with the static list and with

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,12 @@ type Config struct {
 	SeatsPerDate   int
 	Price          int64
 
+	// Nodes is the number of concertd processes (0 or 1: one). More than
+	// one form a static cluster on the same database; client i sends to
+	// node i mod Nodes, the kill fault kills a seeded node and starts it
+	// again on the same addresses, and the final reads go to a seeded node.
+	Nodes int
+
 	Bin         string // concertd, see Build
 	DatabaseURL string // a fresh, empty database
 	ServerLog   io.Writer
@@ -57,29 +64,38 @@ type Fault interface {
 	// Name says what the fault is, for the report ("kill -9").
 	Name() string
 	// Inject breaks something; k counts the faults from 1 and base is the
-	// API's URL. An error ends the run.
+	// API's URL (the first node's in a cluster). An error ends the run.
 	Inject(ctx context.Context, k int, base string) error
 	// Heal repairs it.
 	Heal(ctx context.Context, k int, base string) error
 }
 
-// killFault kills the server with SIGKILL and starts it again.
+// killFault kills a server with SIGKILL and starts it again: the only
+// one, or in a cluster a seeded node (pick), on the same addresses.
 type killFault struct {
-	p     *Process
-	start func() error
-	h     *History
+	procs  []*Process
+	start  func(i int) error
+	h      *History
+	pick   *rand.Rand // nil: node 0
+	victim int
+	logf   func(format string, args ...any)
 }
 
 func (f *killFault) Name() string { return "kill -9" }
 
-func (f *killFault) Inject(context.Context, int, string) error {
-	f.p.Kill()
+func (f *killFault) Inject(_ context.Context, k int, _ string) error {
+	f.victim = 0
+	if f.pick != nil {
+		f.victim = f.pick.IntN(len(f.procs))
+		f.logf("kill -9 %d: node %d", k, f.victim+1)
+	}
+	f.procs[f.victim].Kill()
 	return nil
 }
 
 func (f *killFault) Heal(_ context.Context, k int, _ string) error {
 	f.h.SetEpoch(k + 1)
-	return f.start()
+	return f.start(f.victim)
 }
 
 // adminKey of the server under test.
@@ -107,23 +123,79 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	addr, err := FreeAddr()
-	if err != nil {
-		return nil, err
+	nodes := max(cfg.Nodes, 1)
+	procs := make([]*Process, nodes)
+	bases := make([]string, nodes)
+	var peers []string
+	clusterPorts := make([]int, nodes)
+	for i := range procs {
+		addr, err := FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		procs[i] = &Process{Bin: cfg.Bin, Addr: addr, Env: serverSettings(cfg.DatabaseURL), Log: cfg.ServerLog}
+		bases[i] = "http://" + addr
+		if nodes > 1 {
+			if clusterPorts[i], err = FreeClusterPort(clusterPorts[:i]...); err != nil {
+				return nil, err
+			}
+			peers = append(peers, fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]))
+		}
 	}
-	proc := &Process{Bin: cfg.Bin, Addr: addr, Env: append(serverSettings(cfg.DatabaseURL), cfg.Settings...), Log: cfg.ServerLog}
-	start := func() error {
+	for i, p := range procs {
+		if nodes > 1 {
+			p.Env = append(p.Env, fmt.Sprintf("NODE_ID=node%d", i+1), "CLUSTER_PROVIDER=static",
+				"CLUSTER_PEERS="+strings.Join(peers, ","), "CLUSTER_HOST=127.0.0.1",
+				"CLUSTER_PORT="+strconv.Itoa(clusterPorts[i]))
+		}
+		p.Env = append(p.Env, cfg.Settings...)
+	}
+	// start starts node i and, in a cluster, waits until every node sees
+	// all members again: each kill then hits a whole cluster.
+	start := func(i int) error {
 		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 		defer cancel()
-		return proc.Start(sctx)
+		if err := procs[i].Start(sctx); err != nil {
+			return err
+		}
+		if nodes > 1 {
+			return waitMembers(sctx, bases, nodes)
+		}
+		return nil
 	}
-	if err := start(); err != nil {
-		return nil, err
+	defer func() {
+		for _, p := range procs {
+			p.Kill()
+		}
+	}()
+	if nodes == 1 {
+		if err := start(0); err != nil {
+			return nil, err
+		}
+	} else {
+		errs := make([]error, nodes)
+		var swg sync.WaitGroup
+		for i := range procs {
+			swg.Go(func() {
+				sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+				defer cancel()
+				errs[i] = procs[i].Start(sctx)
+			})
+		}
+		swg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		err := waitMembers(wctx, bases, nodes)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 	}
-	defer proc.Kill()
 	h := NewHistory()
 	h.SetEpoch(1)
-	base := "http://" + addr
+	base := bases[0]
 	admin := NewClient(base, 0, h, 30*time.Second)
 	admin.AdminKey = adminKey
 
@@ -167,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	for i := range cfg.Users * cfg.ClientsPerUser {
 		u := i % cfg.Users
-		w := &worker{rt: rt, c: NewClient(base, i+1, h, 10*time.Second), user: users[u], tok: tokens[u],
+		w := &worker{rt: rt, c: NewClient(bases[i%nodes], i+1, h, 10*time.Second), user: users[u], tok: tokens[u],
 			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i+1))), answered: &answered, oks: &oks, stop: stop}
 		wg.Go(w.loop)
 	}
@@ -175,7 +247,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The faults.
 	fault := cfg.Fault
 	if fault == nil {
-		fault = &killFault{p: proc, start: start, h: h}
+		kf := &killFault{procs: procs, start: start, h: h, logf: logf}
+		if nodes > 1 {
+			kf.pick = rand.New(rand.NewPCG(cfg.Seed, 1<<32))
+		}
+		fault = kf
 	}
 	recoverWithin := cfg.RecoverWithin
 	if recoverWithin <= 0 {
@@ -233,7 +309,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The final state: read until two rounds agree (open work — a payment
 	// re-driven after a kill — settles meanwhile). The last round is the
 	// final one the invariants are checked on.
-	final := NewClient(base, 0, h, 30*time.Second)
+	finalBase := base
+	if nodes > 1 {
+		finalBase = bases[rand.New(rand.NewPCG(cfg.Seed, 1<<32+1)).IntN(nodes)]
+	}
+	final := NewClient(finalBase, 0, h, 30*time.Second)
 	var prev string
 	for round := 0; ; round++ {
 		sig, ops := rt.readAll(final, users, tokens)

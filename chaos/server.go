@@ -2,13 +2,16 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	stdhttp "net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +38,46 @@ func FreeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// FreeClusterPort returns a port p, not among taken, with p and p+1000
+// (the static provider's health port, on every interface) free.
+func FreeClusterPort(taken ...int) (int, error) {
+	for range 500 {
+		p := 20000 + rand.N(20000)
+		if slices.ContainsFunc(taken, func(t int) bool { return t == p || t == p+1000 || t+1000 == p }) {
+			continue
+		}
+		a, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		b, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", p+1000))
+		a.Close()
+		if err != nil {
+			continue
+		}
+		b.Close()
+		return p, nil
+	}
+	return 0, errors.New("no free cluster port pair")
+}
+
+// waitMembers waits until every node at bases reports n cluster members.
+func waitMembers(ctx context.Context, bases []string, n int) error {
+	for _, base := range bases {
+		for {
+			if v, err := Metric(ctx, base, "cluster_members"); err == nil && int(v) == n {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s does not see %d cluster members: %w", base, n, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // Process is a concertd process that can be killed and started again on

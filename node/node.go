@@ -183,7 +183,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	// Actors reach each other through the router, which needs the producers
 	// first: they get a forwarder filled in once the router exists.
-	late := &lateRouter{}
+	late := newLateRouter()
 	n.feed = n.newFeed(late)
 	now := time.Now
 	admission := actors.NewAdmission(writeAdmission)
@@ -211,7 +211,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Shutdown(context.Background())
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	late.r = n.router
+	late.set(n.router)
 	n.startFeed()
 
 	// The queue manager runs its expiry timers only once activated: wake it
@@ -343,11 +343,38 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// lateRouter forwards to a router set after the producers were built.
-type lateRouter struct{ r cluster.Router }
+// lateRouter forwards to a router set after the producers were built. In a
+// cluster, peers place grains on this node as soon as it joins, before set:
+// an actor that recovers open work then (a seat re-driving a debit) waits.
+type lateRouter struct {
+	ready chan struct{} // closed by set
+	r     cluster.Router
+}
+
+func newLateRouter() *lateRouter { return &lateRouter{ready: make(chan struct{})} }
+
+func (l *lateRouter) set(r cluster.Router) {
+	l.r = r
+	close(l.ready)
+}
 
 func (l *lateRouter) Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error) {
+	select {
+	case <-l.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	return l.r.Request(ctx, kind, identity, msg)
 }
 
-func (l *lateRouter) Send(kind, identity string, msg proto.Message) { l.r.Send(kind, identity, msg) }
+func (l *lateRouter) Send(kind, identity string, msg proto.Message) {
+	select {
+	case <-l.ready:
+		l.r.Send(kind, identity, msg)
+	default:
+		go func() {
+			<-l.ready
+			l.r.Send(kind, identity, msg)
+		}()
+	}
+}
