@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,15 @@ import (
 
 // MaxBodyBytes is the largest request body accepted (413 above it).
 const MaxBodyBytes = 64 << 10
+
+// readTimeout bounds reading one request (headers and body); idleTimeout
+// bounds a keep-alive connection's wait for its next request. readTimeout
+// stays below the default SHUTDOWN_TIMEOUT, so a half-sent request cannot
+// hold a graceful stop to its deadline.
+const (
+	readTimeout = 10 * time.Second
+	idleTimeout = 60 * time.Second
+)
 
 // Config holds what the app needs.
 type Config struct {
@@ -75,6 +85,12 @@ func New(cfg Config) *fiber.App {
 		// and the logged method and path (errors.go). Everything else is
 		// parsed into numbers or times, or decoded by encoding/json (which
 		// copies), before the handler returns.
+		// A client must send its whole request within ReadTimeout and may
+		// keep an idle connection for IdleTimeout: without them a few
+		// slow or silent connections hold file descriptors (and a graceful
+		// stop) for ever. Streams are hijacked and not subject to them.
+		ReadTimeout:           readTimeout,
+		IdleTimeout:           idleTimeout,
 		DisableStartupMessage: true,
 		ErrorHandler:          h.errorHandler,
 		JSONEncoder:           encodeJSON,

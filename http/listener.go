@@ -2,9 +2,11 @@ package http
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -49,13 +51,35 @@ func newStopListener(ln net.Listener, srv *Server) *stopListener {
 	return &stopListener{Listener: ln, srv: srv}
 }
 
-// Accept accepts and registers the next connection.
+// Accept accepts and registers the next connection. A transient failure
+// — out of file descriptors (EMFILE, ENFILE), buffers, or a connection
+// aborted before it was accepted — is retried with backoff, as net/http
+// does: fasthttp would take it as permanent and stop serving for good, so
+// a client opening more connections than the process may hold would stop
+// the server.
 func (l *stopListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	wait := time.Duration(0)
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			return l.srv.track(c), nil
+		}
+		if !transientAcceptError(err) {
+			return nil, err
+		}
+		wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+		if wait == time.Second || wait == 5*time.Millisecond {
+			l.srv.log.Warn("accept failed; retrying", "err", err, "in", wait)
+		}
+		time.Sleep(wait)
 	}
-	return l.srv.track(c), nil
+}
+
+// transientAcceptError reports whether an accept failure passes by itself.
+func transientAcceptError(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.ECONNABORTED)
 }
 
 // stop refuses new connections, accepts the ones already on their way for
