@@ -539,7 +539,7 @@ func (j *Journaled) maybeSnapshot() {
 	journal, id, logger, post := j.opt.Journal, j.opt.ID, j.opt.Logger, j.Post()
 	go func() {
 		size, err := saveSnapshot(journal, id, seq, state, closed)
-		post(func() { j.onSnapshotSaved(seq, since, size, closed, err) })
+		post(func() { j.onSnapshotSaved(since, size, closed, err) })
 		if err != nil && !errors.Is(err, persistence.ErrSnapshotBusy) {
 			// A lost snapshot costs only a longer replay: the events are durable.
 			logger.Warn("snapshot save failed", "actor", id, "err", err)
@@ -568,7 +568,7 @@ func saveSnapshot(journal Journal, id string, seq int64, state proto.Message, cl
 	return len(payload), nil
 }
 
-func (j *Journaled) onSnapshotSaved(seq int64, since, size int, closed []ArchivedRecord, err error) {
+func (j *Journaled) onSnapshotSaved(since, size int, closed []ArchivedRecord, err error) {
 	j.snapshotting = false
 	if err != nil {
 		// Try again at the next write: the events since then still count.
@@ -585,7 +585,6 @@ func (j *Journaled) onSnapshotSaved(seq int64, since, size int, closed []Archive
 		}
 		a.Forget(keys)
 	}
-	_ = seq
 }
 
 func (j *Journaled) recover() error {

@@ -93,7 +93,8 @@ type client struct {
 	http *stdhttp.Client
 }
 
-func (c *client) do(method, path, token string, body any, out any) int {
+// request builds an API request: body as JSON, token as Bearer.
+func (c *client) request(method, path, token string, body any) *stdhttp.Request {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -104,7 +105,11 @@ func (c *client) do(method, path, token string, body any, out any) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := c.http.Do(req)
+	return req
+}
+
+func (c *client) do(method, path, token string, body any, out any) int {
+	res, err := c.http.Do(c.request(method, path, token, body))
 	if err != nil {
 		return 0
 	}

@@ -32,17 +32,7 @@ const (
 // try sends one request and reads its whole answer. status is 0 unless the
 // outcome is answered.
 func (c *client) try(method, path, token string, body, out any) (int, outcome, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := stdhttp.NewRequest(method, c.base+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := c.http.Do(req)
+	res, err := c.http.Do(c.request(method, path, token, body))
 	if err != nil {
 		// A failed dial (refused, or reset during the handshake) is the
 		// clean refusal: no byte of the request was written.
