@@ -257,8 +257,13 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		return false
 	}
 	if j.broken != nil {
-		if ctx.Sender() != nil {
-			ctx.Respond(unavailable(j.opt.ID, j.broken))
+		// A message that reached this incarnation after it broke down is
+		// not its to refuse: the successor can serve it. Only after a failed
+		// recovery is it refused, so callers back off with the manager.
+		if j.recoverFailed || !cluster.HandBack(ctx) {
+			if ctx.Sender() != nil {
+				ctx.Respond(unavailable(j.opt.ID, j.broken))
+			}
 		}
 		return true
 	}
@@ -651,6 +656,12 @@ func (j *Journaled) breakDown(err error) {
 		} else {
 			j.opt.Logger.Warn("actor out of service", "actor", j.opt.ID, "err", err)
 		}
+	}
+	// Leave before answering the waiting callers, so a caller's next
+	// message reaches the manager after the Leave and is held for the
+	// successor instead of being forwarded here.
+	if !j.askedLeave && !j.leaving && j.self != nil {
+		j.leaveSelf()
 	}
 	rej := unavailable(j.opt.ID, err)
 	for _, w := range j.waiting {

@@ -64,6 +64,7 @@ var (
 	testGrains     *Grains
 	testGrainsErr  error
 	activations    = map[string]*atomic.Int64{"f": {}, "leave": {}, "abrupt": {}}
+	testBreakers   = &breakers{}
 )
 
 func startTestGrains(t *testing.T) *Grains {
@@ -76,6 +77,7 @@ func startTestGrains(t *testing.T) *Grains {
 			"leave": func(id string) actor.Actor {
 				return &flighty{identity: id, idle: time.Millisecond, started: activations["leave"]}
 			},
+			"breaker": testBreakers.produce,
 			"abrupt": func(id string) actor.Actor {
 				return &flighty{identity: id, abrupt: true, idle: time.Millisecond, started: activations["abrupt"]}
 			},

@@ -109,7 +109,10 @@ type deliver struct {
 // its manager. Assigned once at start-up, read-only afterwards.
 var managerExtensionID = ctxext.NextContextExtensionID()
 
-type managerExtension struct{ pid *actor.PID }
+type managerExtension struct {
+	pid      *actor.PID
+	identity string // the child's identity under a Local manager; "" on a grain
+}
 
 func (*managerExtension) ExtensionID() ctxext.ContextExtensionID { return managerExtensionID }
 
@@ -122,13 +125,18 @@ func (*managerExtension) ExtensionID() ctxext.ContextExtensionID { return manage
 // removed children (PIDSet.Remove does not clear the vacated slot), which
 // would keep every passivated actor in memory.
 func ManagerOf(ctx actor.Context) (manager *actor.PID) {
-	// Proto.Actor's extension table panics on an index past its end, which
-	// is what an actor without our extension may hit.
-	defer func() { _ = recover() }()
-	if ext, ok := ctx.Get(managerExtensionID).(*managerExtension); ok {
+	if ext := managerExtensionOf(ctx); ext != nil {
 		return ext.pid
 	}
 	return nil
+}
+
+func managerExtensionOf(ctx actor.Context) (ext *managerExtension) {
+	// Proto.Actor's extension table panics on an index past its end, which
+	// is what an actor without our extension may hit.
+	defer func() { _ = recover() }()
+	ext, _ = ctx.Get(managerExtensionID).(*managerExtension)
+	return ext
 }
 
 // Leave is what an actor sends its manager, with ctx.Request so the manager
@@ -195,21 +203,12 @@ func unavailable(identity string) *messages.Rejection {
 func (m *manager) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *deliver:
-		c := m.children[msg.identity]
-		if c == nil {
-			if cool := m.cooling[msg.identity]; cool != nil && time.Now().Before(cool.until) {
-				if ctx.Sender() != nil {
-					ctx.Respond(unavailable(msg.identity))
-				}
-				return
-			}
-			c = m.spawn(ctx, msg.identity)
-		}
-		if c.leaving {
-			c.held = append(c.held, held{msg: msg.msg, sender: ctx.Sender()})
-			return
-		}
-		ctx.RequestWithCustomSender(c.pid, msg.msg, ctx.Sender())
+		m.deliver(ctx, msg.identity, msg.msg, ctx.Sender())
+	case *handBack:
+		// The child that got it is leaving (or gone by now, its Terminated
+		// overtaking this message): it goes to whoever serves the identity
+		// next, exactly as if it had arrived now.
+		m.deliver(ctx, msg.identity, msg.msg, msg.sender)
 	case *Leave:
 		identity, ok := m.byPID[ctx.Sender().GetId()]
 		if !ok {
@@ -270,6 +269,26 @@ func (m *manager) Receive(ctx actor.Context) {
 	}
 }
 
+// deliver hands msg, from sender, to the child serving identity: spawned if
+// there is none (unless the identity is cooling down), held if it is leaving.
+func (m *manager) deliver(ctx actor.Context, identity string, msg any, sender *actor.PID) {
+	c := m.children[identity]
+	if c == nil {
+		if cool := m.cooling[identity]; cool != nil && time.Now().Before(cool.until) {
+			if sender != nil {
+				ctx.Send(sender, unavailable(identity))
+			}
+			return
+		}
+		c = m.spawn(ctx, identity)
+	}
+	if c.leaving {
+		c.held = append(c.held, held{msg: msg, sender: sender})
+		return
+	}
+	ctx.RequestWithCustomSender(c.pid, msg, sender)
+}
+
 // coolDown records one more failed recovery of identity and when it may be
 // activated again.
 func (m *manager) coolDown(identity string) {
@@ -291,7 +310,7 @@ func (m *manager) spawn(ctx actor.Context, identity string) *child {
 		m.byPID = map[string]string{}
 	}
 	produce := m.produce
-	ext := &managerExtension{pid: ctx.Self()}
+	ext := &managerExtension{pid: ctx.Self(), identity: identity}
 	props := actor.PropsFromProducer(func() actor.Actor { return produce(identity) }, m.mailbox,
 		actor.WithOnInit(func(c actor.Context) { c.Set(ext) }))
 	pid := ctx.ActorSystem().Root.Spawn(props)
