@@ -52,11 +52,12 @@ func TestLateCompletionAfterRestart(t *testing.T) {
 	h.seatJ.HoldCompletions()
 	done := make(chan error, 1)
 	go func() { _, err := h.hold(2, 2); done <- err }() // written, not yet acknowledged
-	actortest.Eventually(t, 5*time.Second, func() bool { return h.seatJ.HeldCompletions() == 1 }, "the write is held")
+	// The hold's write and its wallet slot's, made at the same time.
+	actortest.Eventually(t, 5*time.Second, func() bool { return h.seatJ.HeldCompletions() == 2 }, "the writes are held")
 	h.start() // a new incarnation on the same journal
 	// The new incarnation's own writes wait too: release all, old first.
 	go func() { _, _ = h.hold(3, 3) }()
-	actortest.Eventually(t, 5*time.Second, func() bool { return h.seatJ.HeldCompletions() >= 2 }, "the new write is held")
+	actortest.Eventually(t, 5*time.Second, func() bool { return h.seatJ.HeldCompletions() >= 3 }, "the new write is held")
 	h.seatJ.ReleaseCompletions()
 	select {
 	case err := <-done:

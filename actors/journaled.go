@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -360,6 +362,28 @@ func (j *Journaled) ReplyTo(to *actor.PID, reply any) {
 		return
 	}
 	j.waiting = append(j.waiting, waiter{seq: j.applied, to: to, reply: reply})
+}
+
+// Applied returns the sequence number of the last event applied to the
+// model (durable or not yet).
+func (j *Journaled) Applied() int64 { return j.applied }
+
+// ReplyAt answers to once the events up to seq (an earlier Applied) are
+// durable: for a reply that rests on that change alone, so it need not wait
+// for the events applied since. A nil recipient is ignored.
+func (j *Journaled) ReplyAt(seq int64, to *actor.PID, reply any) {
+	switch {
+	case to == nil:
+	case j.broken != nil:
+		j.root.Send(to, unavailable(j.opt.ID, j.broken))
+	case seq <= j.durable:
+		j.root.Send(to, reply)
+	default:
+		// release answers waiters in order of seq and stops at the first
+		// one not yet durable, so the list stays sorted.
+		i := sort.Search(len(j.waiting), func(i int) bool { return j.waiting[i].seq > seq })
+		j.waiting = slices.Insert(j.waiting, i, waiter{seq: seq, to: to, reply: reply})
+	}
 }
 
 // AfterDurable runs fn (on the actor's goroutine) once everything applied so

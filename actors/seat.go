@@ -48,7 +48,8 @@ type SeatConfig struct {
 	Journal Journal
 	Catalog SeatCatalog
 	// Router reaches the wallet actors (kind "wallet", identity = user id)
-	// for debits and hold-slot releases.
+	// for hold slots (taken with each hold), debits and slot releases; nil
+	// leaves holds without the cross-date limit and payments impossible.
 	Router cluster.Router
 	// HoldTTL is how long a hold lasts unpaid (default 5 minutes).
 	HoldTTL time.Duration
@@ -112,6 +113,7 @@ func NewSeatProducer(cfg SeatConfig) cluster.Producer {
 			optionID:  optionID,
 			state:     newSeatState(optionID),
 			payments:  map[int64]*payment{},
+			slots:     map[int64]*pendingSlot{},
 			log:       cfg.Logger.With("actor", id),
 		}
 		a.j = NewJournaled(JournaledOptions{
@@ -142,9 +144,10 @@ type seatActor struct {
 
 	root *actor.RootContext
 
-	expiry   *time.Timer        // fires at the earliest hold deadline
-	expiryAt int64              // the deadline expiry is armed for (ms)
-	payments map[int64]*payment // payments in flight by reservation
+	expiry   *time.Timer            // fires at the earliest hold deadline
+	expiryAt int64                  // the deadline expiry is armed for (ms)
+	payments map[int64]*payment     // payments in flight by reservation
+	slots    map[int64]*pendingSlot // holds waiting for their wallet slot
 }
 
 // payment is the coordinator's memory of one payment in flight; the durable
@@ -220,6 +223,7 @@ func (a *seatActor) stopped() {
 	if a.expiry != nil {
 		a.expiry.Stop()
 	}
+	a.abandonSlots()
 	// Callers still waiting for a payment learn that its outcome is
 	// unknown; the next incarnation finishes the payment.
 	rej := messages.Reject(messages.CodeStoreUnavailable,
@@ -301,7 +305,12 @@ func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
 		return
 	}
 	a.arm()
-	a.j.Reply(ctx, a.result(a.state.reservations[ev.ReservationId]))
+	r := a.state.reservations[ev.ReservationId]
+	if a.cfg.Router == nil {
+		a.j.Reply(ctx, a.result(r)) // no wallets: no cross-date limit
+		return
+	}
+	a.takeSlot(r, ctx.Sender())
 }
 
 func (a *seatActor) get(ctx actor.Context, c *messages.GetReservation) {
@@ -325,6 +334,9 @@ func (a *seatActor) cancel(ctx actor.Context, c *messages.CancelReservation) {
 		a.fromArchive(ctx, c.GetReservationId(), func(r *messages.Reservation) proto.Message {
 			return a.decideClosed(r, func(s *seatState) (proto.Message, *messages.Rejection) { return decideCancel(s, c, now) })
 		})
+		return
+	}
+	if a.confirming(ctx, c.GetReservationId()) {
 		return
 	}
 	ev, rej := decideCancel(a.state, c, now)
@@ -470,6 +482,9 @@ func (a *seatActor) onExpiryTimer() {
 func (a *seatActor) pay(ctx actor.Context, c *messages.PayReservation) {
 	now := a.cfg.Now()
 	if !a.ready(ctx, now) {
+		return
+	}
+	if a.confirming(ctx, c.GetReservationId()) {
 		return
 	}
 	action, started, rej := decidePay(a.state, c, now)

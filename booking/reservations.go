@@ -9,10 +9,10 @@ import (
 	"github.com/concert/ticketing/persistence"
 )
 
-// Hold holds a seat for the token's user: the date's seat actor grants the
-// hold (seat contention, per-date limit), then the user's wallet takes one
-// of the user's hold slots (the limit across dates). A refused or failed
-// slot cancels the hold again.
+// Hold holds a seat for the token's user. The date's seat actor grants the
+// hold (seat contention, per-date limit) and, in the same commit round,
+// takes one of the user's hold slots at the wallet (the limit across
+// dates); a refused slot cancels the hold before the refusal is answered.
 func (s *Service) Hold(ctx context.Context, token string, userID, seatID int64) (*messages.Reservation, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -23,30 +23,8 @@ func (s *Service) Hold(ctx context.Context, token string, userID, seatID int64) 
 	if err != nil {
 		return nil, err
 	}
-	r, err := reservationOf(s.router.Request(ctx, kindSeat, id(seat.OptionID),
+	return reservationOf(s.router.Request(ctx, kindSeat, id(seat.OptionID),
 		&messages.HoldSeat{UserId: userID, SeatId: seatID}))
-	if err != nil {
-		return nil, err
-	}
-	_, err = walletOf(s.router.Request(ctx, kindWallet, id(userID), &messages.TakeHoldSlot{
-		UserId: userID, ReservationId: r.GetId(), ExpiresAtMs: r.GetExpiresAtMs(),
-	}))
-	if err != nil {
-		s.settle(ctx, func(ctx context.Context) { s.undoHold(ctx, r) })
-		return nil, err
-	}
-	return r, nil
-}
-
-// undoHold cancels a hold whose slot was refused or is in doubt, so the
-// client's error answer leaves no seat held. Best effort: a hold that cannot
-// be cancelled now still expires by itself. Run it with settle.
-func (s *Service) undoHold(ctx context.Context, r *messages.Reservation) {
-	_, err := reservationOf(s.router.Request(ctx, kindSeat, id(r.GetConcertOptionId()),
-		&messages.CancelReservation{ReservationId: r.GetId(), UserId: r.GetUserId()}))
-	if err != nil {
-		s.log.Warn("cancel hold after refused hold slot", "reservation", r.GetId(), "err", err)
-	}
 }
 
 // Reservation returns a reservation of the token's user. The token of a

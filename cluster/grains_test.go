@@ -14,7 +14,8 @@ import (
 )
 
 // flighty answers each request with its identity, and passivates after
-// idle: through Leave (graceful) or by stopping itself at once (abrupt).
+// idle, or after every request (eager): through Leave (graceful) or by
+// stopping itself at once (abrupt).
 // Its idle timer is its own (a message to itself with a generation), not
 // Proto.Actor's receive timeout, whose timer races with the actor under
 // -race at millisecond timeouts (a library race).
@@ -23,6 +24,7 @@ type flighty struct {
 	abrupt   bool
 	gen      int
 	idle     time.Duration
+	eager    bool
 	started  *atomic.Int64
 }
 
@@ -40,20 +42,27 @@ func (f *flighty) Receive(ctx actor.Context) {
 		f.started.Add(1)
 		f.arm(ctx)
 	case *idleTick:
-		if msg.gen != f.gen {
-			return
+		if msg.gen == f.gen {
+			f.leave(ctx)
 		}
-		if f.abrupt || ManagerOf(ctx) == nil {
-			ctx.Stop(ctx.Self())
-			return
-		}
-		ctx.ActorSystem().Root.RequestWithCustomSender(ManagerOf(ctx), &Leave{}, ctx.Self())
 	case *LeaveGranted:
 		ctx.Stop(ctx.Self())
 	case *wrapperspb.StringValue:
 		f.arm(ctx)
 		ctx.Respond(wrapperspb.String(f.identity))
+		if f.eager {
+			f.leave(ctx)
+		}
 	}
+}
+
+func (f *flighty) leave(ctx actor.Context) {
+	f.gen++ // no idle tick after this
+	if f.abrupt || ManagerOf(ctx) == nil {
+		ctx.Stop(ctx.Self())
+		return
+	}
+	ctx.ActorSystem().Root.RequestWithCustomSender(ManagerOf(ctx), &Leave{}, ctx.Self())
 }
 
 // One Grains per test binary: Proto.Actor's remote.Start sets gRPC's
@@ -75,11 +84,11 @@ func startTestGrains(t *testing.T) *Grains {
 				return &flighty{identity: id, idle: time.Minute, started: activations["f"]}
 			},
 			"leave": func(id string) actor.Actor {
-				return &flighty{identity: id, idle: time.Millisecond, started: activations["leave"]}
+				return &flighty{identity: id, idle: time.Millisecond, eager: true, started: activations["leave"]}
 			},
 			"breaker": testBreakers.produce,
 			"abrupt": func(id string) actor.Actor {
-				return &flighty{identity: id, abrupt: true, idle: time.Millisecond, started: activations["abrupt"]}
+				return &flighty{identity: id, abrupt: true, idle: time.Millisecond, eager: true, started: activations["abrupt"]}
 			},
 		}})
 	})
@@ -112,7 +121,8 @@ func TestGrainsReachByKindAndIdentity(t *testing.T) {
 }
 
 // TestGrainsPassivateWithoutLosingMail hammers grains that passivate after
-// 1 ms idle, so many requests race a stop: none may be lost (a lost one
+// every request (and after 1 ms idle), so many requests race a stop however
+// busy the machine is: none may be lost (a lost one
 // would wait out its deadline). Both a graceful Leave and an abrupt stop are
 // covered: late messages are bounced as dead letters and retried.
 func TestGrainsPassivateWithoutLosingMail(t *testing.T) {

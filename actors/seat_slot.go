@@ -1,0 +1,114 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/concert/ticketing/messages"
+)
+
+// pendingSlot is a hold whose caller waits for the user's cross-date hold
+// slot (the wallet's TakeHoldSlot) as well as for the hold's own event.
+type pendingSlot struct {
+	seq    int64      // the hold event's sequence number
+	caller *actor.PID // nil for a hold sent without a reply address
+}
+
+// takeSlot asks the user's wallet for one of the user's hold slots while
+// the hold's event is being written, so a hold costs one commit round, not
+// two in a row. onSlot answers the caller once both are durable; a refused
+// or doubtful slot cancels the hold (a journaled compensation) before the
+// caller hears the refusal.
+//
+// Only holds that won their seat reach the wallet: a refused hold (the
+// seat is taken, the date's limit is reached) costs no wallet write.
+func (a *seatActor) takeSlot(r *messages.Reservation, caller *actor.PID) {
+	a.slots[r.Id] = &pendingSlot{seq: a.j.Applied(), caller: caller}
+	cmd := &messages.TakeHoldSlot{UserId: r.UserId, ReservationId: r.Id, ExpiresAtMs: r.ExpiresAtMs}
+	router, timeout, post := a.cfg.Router, a.cfg.DebitTimeout, a.j.Post()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		reply, err := router.Request(ctx, "wallet", strconv.FormatInt(cmd.UserId, 10), cmd)
+		cancel()
+		post(func() { a.onSlot(cmd.ReservationId, reply, err) })
+	}()
+}
+
+// onSlot ends a hold's wait for its slot: taken, the caller gets the
+// reservation once the hold is durable; refused (HOLD_LIMIT), the hold is
+// cancelled and the caller gets the refusal; unknown (the wallet did not
+// answer), the hold is cancelled, the slot released in case it was taken,
+// and the caller gets STORE_UNAVAILABLE.
+func (a *seatActor) onSlot(id int64, reply proto.Message, err error) {
+	p := a.slots[id]
+	if p == nil {
+		return
+	}
+	delete(a.slots, id)
+	var rej *messages.Rejection
+	if wr, ok := reply.(*messages.WalletResult); ok && err == nil {
+		rej = wr.GetRejection()
+	}
+	if err != nil && !errors.As(err, &rej) {
+		rej = nil
+	}
+	r := a.state.reservations[id]
+	switch {
+	case err == nil && rej == nil:
+		a.j.ReplyAt(p.seq, p.caller, a.result(r))
+		return
+	case rej == nil || rej.GetCode() == messages.CodeStoreUnavailable:
+		a.log.Warn("hold slot in doubt; cancelling the hold", "reservation", id, "err", err)
+		rej = messages.Reject(messages.CodeStoreUnavailable,
+			"the hold of reservation %d could not be confirmed; retry shortly", id)
+		a.undoHold(r, true)
+	default:
+		rej = proto.Clone(rej).(*messages.Rejection)
+		a.undoHold(r, false)
+	}
+	a.j.ReplyTo(p.caller, rej)
+}
+
+// undoHold cancels a hold whose slot was refused or is in doubt, releasing
+// the slot too when it may have been taken. If the cancellation cannot be
+// stored now, the hold still ends at its expiry, like any other.
+func (a *seatActor) undoHold(r *messages.Reservation, releaseSlot bool) {
+	if r == nil || r.Status != messages.ReservationStatus_RESERVATION_HELD || r.Paying {
+		return
+	}
+	if rej := a.j.Persist(&messages.HoldCancelled{ReservationId: r.Id, AtMs: a.cfg.Now().UnixMilli()}); rej != nil {
+		a.log.Warn("hold with a refused slot not cancelled; it will expire", "reservation", r.Id, "reason", rej.GetMessage())
+		return
+	}
+	if releaseSlot {
+		a.releaseSlot(r)
+	}
+}
+
+// confirming refuses a command on a reservation whose hold still waits for
+// its slot: its holder has not been told it exists yet.
+func (a *seatActor) confirming(ctx actor.Context, id int64) bool {
+	if _, ok := a.slots[id]; !ok {
+		return false
+	}
+	// At once: the refusal claims nothing about durable state.
+	a.j.Refuse(ctx, messages.Reject(messages.CodeStoreUnavailable, "reservation %d is being confirmed; retry shortly", id))
+	return true
+}
+
+// abandonSlots tells the callers still waiting for a slot, when the
+// incarnation stops, that their hold's outcome is unknown. A slot taken
+// meanwhile stays until the hold's expiry: the limit errs on the safe side.
+func (a *seatActor) abandonSlots() {
+	for id, p := range a.slots {
+		if p.caller != nil {
+			a.root.Send(p.caller, messages.Reject(messages.CodeStoreUnavailable,
+				"seat/%d stopped while confirming reservation %d; retry", a.optionID, id))
+		}
+	}
+	clear(a.slots)
+}
