@@ -29,3 +29,19 @@ func (c *cache[K, V]) put(k K, v V) {
 	c.m[k] = v
 	c.mu.Unlock()
 }
+
+// putAll stores every entry of m under one lock, clearing first if they
+// would not fit.
+func (c *cache[K, V]) putAll(m map[K]V) {
+	c.mu.Lock()
+	if len(c.m)+len(m) > c.max {
+		clear(c.m)
+	}
+	for k, v := range m {
+		if len(c.m) >= c.max {
+			break
+		}
+		c.m[k] = v
+	}
+	c.mu.Unlock()
+}
