@@ -1,5 +1,10 @@
 package actors
 
+import (
+	"cmp"
+	"slices"
+)
+
 // waitLine is the FIFO of WAIT tokens. Each token gets the next line number;
 // a Fenwick tree over line numbers counts the tokens still waiting ahead of
 // one, so a position costs O(log n) however many left the line from its
@@ -147,4 +152,54 @@ func (l *tokenList) moveToBack(t *qtoken) {
 	}
 	l.remove(t)
 	l.pushBack(t)
+}
+
+// idleOrder holds the live tokens of one status by lastMs, for idle expiry
+// and NextDue: a due token is found from the fronts, never by a scan. It is
+// two lists, each in lastMs order, and due tokens are looked for in both:
+//
+//   - recent: tokens placed since the model was built (issued, admitted or
+//     used, live or by replayed events). Events come in time order, so
+//     appending keeps it ordered (to within one collection interval).
+//   - restored: tokens recovered from a snapshot, sorted once by Restore.
+//
+// They cannot be one list. Restore derives a token's lastMs from the
+// deadline the API showed, under the TTL of the time (so that deadline
+// holds); after a restart that lowered the TTL it lies in the future, after
+// the tokens issued since, and appended behind it they would wait for it
+// (the fresh tester's case: new tokens lived until the old deadlines).
+type idleOrder struct {
+	recent, restored tokenList
+}
+
+// Len is the number of tokens in the order.
+func (o *idleOrder) Len() int { return o.recent.Len() + o.restored.Len() }
+
+// front is the token with the earliest lastMs, or nil.
+func (o *idleOrder) front() *qtoken {
+	a, b := o.recent.front(), o.restored.front()
+	if a == nil || (b != nil && b.lastMs < a.lastMs) {
+		return b
+	}
+	return a
+}
+
+// lists are the two lists, each in lastMs order.
+func (o *idleOrder) lists() [2]*tokenList { return [2]*tokenList{&o.restored, &o.recent} }
+
+// pushBack places t (in no list), just used at t.lastMs, the newest.
+func (o *idleOrder) pushBack(t *qtoken) { o.recent.pushBack(t) }
+
+// moveToBack places t (in the order), just used at t.lastMs, the newest.
+func (o *idleOrder) moveToBack(t *qtoken) {
+	t.list.remove(t)
+	o.recent.pushBack(t)
+}
+
+// restore sets the order to tokens, recovered from a snapshot.
+func (o *idleOrder) restore(tokens []*qtoken) {
+	slices.SortStableFunc(tokens, func(a, b *qtoken) int { return cmp.Compare(a.lastMs, b.lastMs) })
+	for _, t := range tokens {
+		o.restored.pushBack(t)
+	}
 }

@@ -34,8 +34,9 @@ type qtoken struct {
 	lastMs int64
 	paid   bool  // expired because its user paid
 	lineNo int64 // place in waitLine while WAIT
-	// prev, next and list place the token in one tokenList: m.waiting or
-	// m.active by lastMs while live, m.paidGone or m.lapsedGone by expiry.
+	// prev, next and list place the token in one tokenList: one of the
+	// lists of m.waiting or m.active (idleOrder) while live, m.paidGone or
+	// m.lapsedGone by expiry once expired.
 	prev, next *qtoken
 	list       *tokenList
 	touched    bool        // listed in m.pendingTouch
@@ -67,8 +68,8 @@ type queueModel struct {
 	byToken    map[string]*qtoken // the same, by the digest of their secret
 	byUser     map[int64]*qtoken  // the user's live (WAIT or ACTIVE) token
 	line       waitLine           // WAIT tokens, first come first served
-	waiting    tokenList          // WAIT tokens by lastMs
-	active     tokenList          // ACTIVE tokens by lastMs
+	waiting    idleOrder          // WAIT tokens by lastMs
+	active     idleOrder          // ACTIVE tokens by lastMs
 	paidGone   tokenList          // retained EXPIRED tokens of payments, by expiry
 	lapsedGone tokenList          // retained other EXPIRED tokens, by expiry
 
@@ -101,7 +102,8 @@ func (m *queueModel) reset() {
 	m.byToken = map[string]*qtoken{}
 	m.byUser = map[int64]*qtoken{}
 	m.line = waitLine{}
-	m.waiting, m.active, m.paidGone, m.lapsedGone = tokenList{}, tokenList{}, tokenList{}, tokenList{}
+	m.waiting, m.active = idleOrder{}, idleOrder{}
+	m.paidGone, m.lapsedGone = tokenList{}, tokenList{}
 	m.changes, m.pendingTouch = nil, nil
 }
 
@@ -144,8 +146,7 @@ func (m *queueModel) view(t *qtoken) *messages.Token {
 
 // NextDue implements Reminding: while any token is live, the earliest idle
 // deadline, so a crashed queue manager is woken to expire and admit without
-// a request. The lists are in lastMs order (see TokensTouched in Apply), so
-// this is O(1).
+// a request. The idle orders give their earliest lastMs in O(1).
 func (m *queueModel) NextDue() (time.Time, bool) {
 	due := int64(math.MaxInt64)
 	if t := m.active.front(); t != nil {
@@ -252,28 +253,33 @@ func (m *queueModel) decideTick(now time.Time) (events []proto.Message, more boo
 	budget, scanned := queueChunk, 0
 	freed := 0
 	var gone map[int64]bool
-	sweep := func(l *tokenList, ttl time.Duration, reason string) {
-		for t := l.front(); t != nil; t = t.next {
-			if t.lastMs+ttl.Milliseconds() > nowMs {
-				return // the rest were used later
-			}
-			if budget == 0 || scanned == 2*queueChunk {
-				more = true
-				return
-			}
-			scanned++
-			if t.entry.last.Load()+int64(ttl) > nowNs {
-				continue // used since the last report
-			}
-			budget--
-			events = append(events, &messages.TokenExpired{TokenId: t.id, AtMs: nowMs, Reason: reason})
-			if t.status == messages.TokenStatus_TOKEN_ACTIVE {
-				freed++
-			} else {
-				if gone == nil {
-					gone = map[int64]bool{}
+	// Each list of an order is in lastMs order: its scan stops at the
+	// first token not due.
+	sweep := func(o *idleOrder, ttl time.Duration, reason string) {
+		for _, l := range o.lists() {
+		scan:
+			for t := l.front(); t != nil; t = t.next {
+				switch {
+				case t.lastMs+ttl.Milliseconds() > nowMs:
+					break scan // the rest were used later
+				case budget == 0 || scanned == 2*queueChunk:
+					more = true
+					return
 				}
-				gone[t.id] = true
+				scanned++
+				if t.entry.last.Load()+int64(ttl) > nowNs {
+					continue // used since the last report
+				}
+				budget--
+				events = append(events, &messages.TokenExpired{TokenId: t.id, AtMs: nowMs, Reason: reason})
+				if t.status == messages.TokenStatus_TOKEN_ACTIVE {
+					freed++
+				} else {
+					if gone == nil {
+						gone = map[int64]bool{}
+					}
+					gone[t.id] = true
+				}
 			}
 		}
 	}
@@ -352,7 +358,7 @@ func (m *queueModel) Apply(event proto.Message) {
 			return
 		}
 		m.line.remove(t)
-		m.waiting.remove(t)
+		t.list.remove(t)
 		// The idle clock of an ACTIVE token starts when it is admitted.
 		t.status, t.updatedMs, t.lastMs = messages.TokenStatus_TOKEN_ACTIVE, e.GetAtMs(), e.GetAtMs()
 		t.stored = nil
@@ -384,8 +390,11 @@ func (m *queueModel) Apply(event proto.Message) {
 		}
 	case *messages.TokensTouched:
 		// Uses are reported in time order, so moving a token to the back
-		// keeps the lists in lastMs order (a clock stepping back only makes
-		// a token expire that much later than its place would say).
+		// keeps the recent lists in lastMs order (a clock stepping back only
+		// makes a token expire that much later than its place would say).
+		// A use before a token's lastMs (a recovered token whose deadline,
+		// shown under a longer TTL, is later than this use + the TTL now)
+		// leaves it where it is: it keeps the later deadline.
 		for _, id := range e.GetTokenIds() {
 			t := m.byID[id]
 			if t == nil || t.status == messages.TokenStatus_TOKEN_EXPIRED || e.GetAtMs() <= t.lastMs {
@@ -393,7 +402,11 @@ func (m *queueModel) Apply(event proto.Message) {
 			}
 			t.lastMs = e.GetAtMs()
 			t.stored = nil
-			t.list.moveToBack(t)
+			if t.status == messages.TokenStatus_TOKEN_WAIT {
+				m.waiting.moveToBack(t)
+			} else {
+				m.active.moveToBack(t)
+			}
 		}
 	}
 }

@@ -160,3 +160,66 @@ func TestQueueReplacedInProcessKeepsUses(t *testing.T) {
 		t.Fatalf("events %v, want token 1 used at +10s", events)
 	}
 }
+
+// TestQueueLowerIdleTTLAcrossRestart is the fresh tester's case: the idle
+// TTLs lowered from 1h to 1min across a restart, once a snapshot holds the
+// tokens. Tokens recovered from the snapshot keep the deadline they were
+// shown (their last use + the TTL then in force), while tokens admitted or
+// issued after the restart expire at their own, shorter deadline. Before,
+// the idle-order lists put the new tokens behind the recovered ones (whose
+// derived last use lies in the future under the lower TTL), so nothing
+// expired until the recovered tokens' deadlines an hour later.
+func TestQueueLowerIdleTTLAcrossRestart(t *testing.T) {
+	j := actortest.NewMemJournal()
+	clock := newWQClock()
+	t0 := clock.Now()
+	h := startQueue(t, j, clock, QueueConfig{ActiveTokens: 1, TokenIdleTTL: time.Hour, WaitIdleTTL: time.Hour,
+		SnapshotEvery: 4, TickInterval: 2 * time.Millisecond})
+	u1, u2, u3 := h.issue(t, 1), h.issue(t, 2), h.issue(t, 3) // ACTIVE, WAIT, WAIT: 4 events
+	actortest.Eventually(t, 5*time.Second, func() bool { return wqSnapshotSeq(j, queueJournalPrefix+"main") >= 4 }, "a snapshot of all three")
+	h.stop()
+
+	clock.Advance(time.Second)
+	h2 := startQueue(t, j, clock, QueueConfig{ActiveTokens: 2, TokenIdleTTL: time.Minute, WaitIdleTTL: time.Minute,
+		TickInterval: 2 * time.Millisecond})
+	h2.wake(t)
+	u4 := h2.issue(t, 4) // a new WAIT token, behind u3
+	if st, _ := h2.status(t, u2.GetToken()); st != tsActive {
+		t.Fatalf("u2 is %v after the restart, want admitted into the new slot", st)
+	}
+	if tok, _ := h2.get(t, u1.GetToken()); tok.GetExpiresAtMs() != t0.Add(time.Hour).UnixMilli() {
+		t.Fatalf("u1 expires at %d, want t+1h as shown before the restart", tok.GetExpiresAtMs())
+	}
+	if tok, _ := h2.get(t, u2.GetToken()); tok.GetExpiresAtMs() != t0.Add(61*time.Second).UnixMilli() {
+		t.Fatalf("u2 expires at %d, want its admission + 1min", tok.GetExpiresAtMs())
+	}
+	if u4.GetStatus() != tsWait || u4.GetExpiresAtMs() != t0.Add(61*time.Second).UnixMilli() {
+		t.Fatalf("u4: %v, want WAIT expiring at its issue + 1min", u4)
+	}
+
+	h2.advance(t, 59*time.Second) // t+60s
+	if e := queueExpiries(t, j); len(e) != 0 {
+		t.Fatalf("expiries before t+61s: %v", e)
+	}
+	h2.advance(t, time.Second) // t+61s
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		e := queueExpiries(t, j)
+		return e[u2.GetId()] != nil && e[u4.GetId()] != nil
+	}, "u2 and u4 to expire at their own deadline")
+	e := queueExpiries(t, j)
+	if e[u2.GetId()].GetAtMs() != t0.Add(61*time.Second).UnixMilli() || e[u2.GetId()].GetReason() != ExpiredReasonIdle {
+		t.Fatalf("u2: %v, want idle at t+61s", e[u2.GetId()])
+	}
+	if e[u4.GetId()].GetAtMs() != t0.Add(61*time.Second).UnixMilli() || e[u4.GetId()].GetReason() != ExpiredReasonAbandoned {
+		t.Fatalf("u4: %v, want abandoned at t+61s", e[u4.GetId()])
+	}
+	if e[u1.GetId()] != nil || e[u3.GetId()] != nil {
+		t.Fatalf("recovered tokens expired before their deadline: %v %v", e[u1.GetId()], e[u3.GetId()])
+	}
+
+	h2.advance(t, time.Hour-61*time.Second) // t+1h
+	actortest.Eventually(t, 5*time.Second, func() bool { return queueExpiries(t, j)[u1.GetId()] != nil }, "u1 to expire")
+	if e := queueExpiries(t, j)[u1.GetId()]; e.GetAtMs() != t0.Add(time.Hour).UnixMilli() {
+		t.Fatalf("u1: %v, want idle at t+1h", e)
+	}
+}

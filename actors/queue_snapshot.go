@@ -17,7 +17,12 @@ import (
 //
 // A live token's ExpiresAtMs is its idle deadline from the journaled last
 // use (what the API shows); Restore derives the last use back from it, so
-// the deadline survives a restart, even one that changes the TTLs.
+// the deadline survives a restart, even one that changes the TTLs: a
+// recovered token expires at the deadline it was shown, or later if used
+// again (at its use + the TTL now in force). Tokens issued, admitted or used
+// after the restart expire at their own deadline under the TTL now in
+// force: the idle orders keep recovered tokens apart (idleOrder), so a
+// derived last use in the future never holds back the tokens behind it.
 //
 // The capture costs one pointer per token: each token's stored form is
 // built once and shared, never mutated (a change replaces it), so the
@@ -35,8 +40,10 @@ func (m *queueModel) Snapshot() proto.Message {
 		return true
 	}
 	active := make([]*qtoken, 0, m.active.Len())
-	for t := m.active.front(); t != nil; t = t.next {
-		active = append(active, t)
+	for _, l := range m.active.lists() {
+		for t := l.front(); t != nil; t = t.next {
+			active = append(active, t)
+		}
 	}
 	slices.SortFunc(active, func(a, b *qtoken) int { return cmp.Compare(a.id, b.id) })
 	for _, t := range active {
@@ -119,21 +126,21 @@ func (m *queueModel) Restore(snapshot proto.Message) error {
 		if t.status != messages.TokenStatus_TOKEN_EXPIRED && v.GetExpiresAtMs() != 0 {
 			t.lastMs = v.GetExpiresAtMs() - m.ttl(t.status).Milliseconds()
 		}
-		t.entry = newTokenEntry(t.id, t.userID, msToNanos(t.lastMs))
+		// The entry's last use in memory must not come from that derived
+		// lastMs: under a TTL lower than the one the deadline was shown
+		// with, it lies in the future, so the token would count as used
+		// until then whatever its status (an admission restarts lastMs, not
+		// a last use that never moves back), and the feed would report that
+		// use to other nodes. The last status change is a real time at or
+		// before the last use; uses after the restart move it forward.
+		t.entry = newTokenEntry(t.id, t.userID, msToNanos(min(t.lastMs, t.updatedMs)))
 		if v.GetPosition() == 0 && v.GetExpiresAtMs() == m.expiresMs(t) && v.GetExpiredReason() == t.storedReason() &&
 			v.GetToken() == "" {
 			t.stored = v // already its stored form: share it
 		}
 	}
-	for _, p := range []struct {
-		tokens []*qtoken
-		list   *tokenList
-	}{{waiting, &m.waiting}, {active, &m.active}} {
-		slices.SortStableFunc(p.tokens, func(a, b *qtoken) int { return cmp.Compare(a.lastMs, b.lastMs) })
-		for _, t := range p.tokens {
-			p.list.pushBack(t)
-		}
-	}
+	m.waiting.restore(waiting)
+	m.active.restore(active)
 	for _, l := range []*tokenList{&m.paidGone, &m.lapsedGone} {
 		for l.Len() > m.keepExpired {
 			m.forget(l.front())

@@ -403,9 +403,21 @@ func (a *feedActor) Receive(ctx actor.Context) {
 			f.Resync() // a gap: pushes were lost
 			return
 		}
-		for _, c := range msg.GetChanges() {
+		changes := msg.GetChanges()
+		for i := 0; i < len(changes); i++ {
+			c := changes[i]
 			if s, ok := a.looked[c.GetToken()]; ok && msg.GetSeq() <= s {
 				continue
+			}
+			// A fresh secret comes as its old key leaving, then its new
+			// key (feedPublish): moved in one step, so that a follower of
+			// the old secret always finds the token by id (StateByID).
+			if i+1 < len(changes) && isRekey(c, changes[i+1]) {
+				if s, ok := a.looked[changes[i+1].GetToken()]; !ok || msg.GetSeq() > s {
+					f.table.applyFeedRekey(c, changes[i+1])
+					i++
+					continue
+				}
 			}
 			f.table.applyFeed(c)
 		}
@@ -477,6 +489,26 @@ func (t *TokenTable) entry(token string) *tokenEntry {
 	e := s.m[token]
 	s.mu.RUnlock()
 	return e
+}
+
+// isRekey reports whether gone (a key leaving) and next are a fresh secret
+// of one token, as feedPublish sends it.
+func isRekey(gone, next *clusterpb.FeedToken) bool {
+	return gone.GetStatus() == 0 && next.GetStatus() != 0 && gone.GetTokenId() == next.GetTokenId() &&
+		gone.GetToken() != next.GetToken()
+}
+
+// applyFeedRekey shows a fresh secret: the entry known by gone's key is
+// known by next's instead (keeping its last use), in next's state.
+func (t *TokenTable) applyFeedRekey(gone, next *clusterpb.FeedToken) {
+	e := t.entry(gone.GetToken())
+	if e == nil || e.tokenID != next.GetTokenId() || t.entry(next.GetToken()) != nil {
+		t.applyFeed(gone)
+		t.applyFeed(next)
+		return
+	}
+	t.rekey(gone.GetToken(), next.GetToken(), e)
+	t.publish(next.GetToken(), e, messages.TokenStatus(next.GetStatus()), next.GetPaid())
 }
 
 // applyFeed shows one pushed token change.

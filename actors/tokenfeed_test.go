@@ -197,3 +197,64 @@ func BenchmarkTokenFeedCheck(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
 }
+
+// TestTokenFeedRekeyFollowsTheToken: a fresh secret for a live token (its
+// user asked for it again) reaches the other node as one move of the same
+// entry, keeping its last use, and on both nodes the token stays findable
+// by id all along (StateByID: what a stream of the old secret reads).
+func TestTokenFeedRekeyFollowsTheToken(t *testing.T) {
+	r := newFeedRig(t, true)
+	for u := int64(1); u <= 3; u++ {
+		r.issue(t, u)
+	}
+	old := r.issue(t, 4) // WAIT, second in line
+	actortest.Eventually(t, 5*time.Second, r.sameView, "the other node's table shows the owner's")
+	before := r.remote.entry(digestOf(old.GetToken()))
+	if before == nil {
+		t.Fatal("the other node does not show the token")
+	}
+	stop := make(chan struct{})
+	lost := make(chan string, 1)
+	go func() { // a follower of the old secret, on the other node
+		for {
+			select {
+			case <-stop:
+				close(lost)
+				return
+			default:
+			}
+			if _, ok := r.remote.State(old.GetToken()); ok {
+				continue
+			}
+			if st, ok := r.remote.StateByID(old.GetId()); !ok || st.Status != messages.TokenStatus_TOKEN_WAIT {
+				lost <- fmt.Sprintf("%+v %v", st, ok)
+				close(lost)
+				return
+			}
+		}
+	}()
+	fresh := r.issue(t, 4)
+	if fresh.GetId() != old.GetId() || fresh.GetToken() == old.GetToken() {
+		t.Fatalf("re-request: %v, want token %d with a fresh secret", fresh, old.GetId())
+	}
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		_, oldOK := r.remote.State(old.GetToken())
+		st, ok := r.remote.State(fresh.GetToken())
+		return !oldOK && ok && st.Position == 2
+	}, "the fresh secret on the other node")
+	close(stop)
+	if msg, ok := <-lost; ok {
+		t.Fatalf("the token could not be found by id for a moment: %s", msg)
+	}
+	if r.remote.entry(digestOf(fresh.GetToken())) != before {
+		t.Fatal("the other node made a new entry: the token's last use there is lost")
+	}
+	for _, table := range []*TokenTable{r.owner, r.remote} {
+		if st, ok := table.StateByID(old.GetId()); !ok || st.Status != messages.TokenStatus_TOKEN_WAIT || st.Position != 2 {
+			t.Fatalf("by id: %+v %v, want WAIT second in line", st, ok)
+		}
+	}
+	if _, ok := r.remote.StateByID(999); ok {
+		t.Fatal("an unknown id was found")
+	}
+}

@@ -40,6 +40,11 @@ type TokenTable struct {
 type tokenShard struct {
 	mu sync.RWMutex
 	m  map[string]*tokenEntry
+	// ids holds the key each published token is known by now, for the
+	// token ids of this shard (idShard): a follower of a secret that was
+	// replaced finds its token there (StateByID). Guarded by mu, never
+	// taken together with another shard's.
+	ids map[int64]string
 	// touchMu guards touched: entries used since the queue manager last
 	// collected them, each listed once (tokenEntry.queued).
 	touchMu sync.Mutex
@@ -81,6 +86,7 @@ func NewTokenTable() *TokenTable {
 	t := &TokenTable{seed: maphash.MakeSeed()}
 	for i := range t.shards {
 		t.shards[i].m = map[string]*tokenEntry{}
+		t.shards[i].ids = map[int64]string{}
 	}
 	return t
 }
@@ -129,6 +135,30 @@ func (t *TokenTable) shard(token string) *tokenShard {
 	return &t.shards[maphash.String(t.seed, token)%tokenShards]
 }
 
+// idShard is the shard whose ids holds tokenID.
+func (t *TokenTable) idShard(tokenID int64) *tokenShard {
+	return &t.shards[uint64(tokenID)%tokenShards]
+}
+
+// setKey records that tokenID is known by key now.
+func (t *TokenTable) setKey(tokenID int64, key string) {
+	s := t.idShard(tokenID)
+	s.mu.Lock()
+	s.ids[tokenID] = key
+	s.mu.Unlock()
+}
+
+// dropKey forgets tokenID if it is known by key (not if it has moved on to
+// another key since).
+func (t *TokenTable) dropKey(tokenID int64, key string) {
+	s := t.idShard(tokenID)
+	s.mu.Lock()
+	if s.ids[tokenID] == key {
+		delete(s.ids, tokenID)
+	}
+	s.mu.Unlock()
+}
+
 // The methods below are the queue manager's: one writer at a time.
 
 // tokenChange is one durable change to publish: the entry of token (the
@@ -173,6 +203,7 @@ func (t *TokenTable) publish(token string, e *tokenEntry, st messages.TokenStatu
 		prev := s.m[token]
 		s.m[token] = e
 		s.mu.Unlock()
+		t.setKey(e.tokenID, token)
 		if prev != nil && prev != e {
 			e.touch(prev.last.Load())
 			t.count(prev, messages.TokenStatus(prev.status.Load()), -1)
@@ -198,6 +229,7 @@ func (t *TokenTable) rekey(old, new string, e *tokenEntry) {
 	n.mu.Lock()
 	n.m[new] = e
 	n.mu.Unlock()
+	t.setKey(e.tokenID, new) // before the old key leaves: the token is always found by id
 	s.mu.Lock()
 	if s.m[old] == e {
 		delete(s.m, old)
@@ -216,6 +248,7 @@ func (t *TokenTable) unpublish(token string, e *tokenEntry) {
 	}
 	s.mu.Unlock()
 	if found {
+		t.dropKey(e.tokenID, token)
 		t.count(e, messages.TokenStatus(e.status.Load()), -1)
 	}
 }
@@ -248,15 +281,18 @@ func (t *TokenTable) retain(keep func(token string, e *tokenEntry) bool) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		var gone []*tokenEntry
+		var keys []string
 		s.mu.Lock()
 		for token, e := range s.m {
 			if !keep(token, e) {
 				delete(s.m, token)
 				gone = append(gone, e)
+				keys = append(keys, token)
 			}
 		}
 		s.mu.Unlock()
-		for _, e := range gone {
+		for i, e := range gone {
+			t.dropKey(e.tokenID, keys[i])
 			t.count(e, messages.TokenStatus(e.status.Load()), -1)
 		}
 	}

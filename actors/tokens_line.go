@@ -47,6 +47,34 @@ func (t *TokenTable) State(token string) (TokenState, bool) {
 	if e == nil {
 		return TokenState{}, false
 	}
+	return t.stateOf(e), true
+}
+
+// StateByID returns the published status and place in line of the token
+// tokenID, whatever secret it is known by now: a follower of a secret that
+// no longer works learns whether its token lives on under a fresh one (its
+// user asked for the token again) or has left the table (expired, and no
+// longer retained). It reports false for a token the table does not know.
+func (t *TokenTable) StateByID(tokenID int64) (TokenState, bool) {
+	is := t.idShard(tokenID)
+	is.mu.RLock()
+	key, ok := is.ids[tokenID]
+	is.mu.RUnlock()
+	if !ok {
+		return TokenState{}, false
+	}
+	s := t.shard(key)
+	s.mu.RLock()
+	e := s.m[key]
+	s.mu.RUnlock()
+	if e == nil || e.tokenID != tokenID {
+		return TokenState{}, false
+	}
+	return t.stateOf(e), true
+}
+
+// stateOf is what the table shows of e.
+func (t *TokenTable) stateOf(e *tokenEntry) TokenState {
 	st := messages.TokenStatus(e.status.Load())
 	ts := TokenState{TokenID: e.tokenID, UserID: e.userID, Status: st}
 	switch st {
@@ -55,7 +83,7 @@ func (t *TokenTable) State(token string) (TokenState, bool) {
 	case messages.TokenStatus_TOKEN_EXPIRED:
 		ts.PaidExpired = e.paid.Load()
 	}
-	return ts, true
+	return ts
 }
 
 // Version changes (grows) after every change the table publishes: a

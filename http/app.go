@@ -97,6 +97,9 @@ func New(cfg Config) *fiber.App {
 		AppName:               "concert-ticketing",
 	})
 	app.Use(newMetrics(cfg.Registerer, cfg.Booking, h.errorHandler))
+	// A request whose body length is ambiguous is refused before any
+	// route (framing.go).
+	app.Use(checkFraming)
 
 	// Rate limits (ratelimit.go) and the identity of the trusted-identity
 	// mode (identity.go) come first on the routes they guard.

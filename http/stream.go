@@ -44,7 +44,10 @@ import (
 // KeepAlive), so a fan who follows the stream keeps its place in line
 // without polling; an ACTIVE token's stream does not count as a use (an
 // admitted fan who does nothing still lets the next one in). The stream
-// ends, after a last event, when the token expires or is forgotten.
+// ends, after a last event, when the token expires or is forgotten, or
+// when its secret stops working because the user was given a fresh one for
+// the same token: then the last event is a rekeyed event with the token's
+// state (it lives on), never an EXPIRED that would not be true.
 //
 // Wire format (text/event-stream):
 //
@@ -54,12 +57,18 @@ import (
 //	event: heartbeat
 //	data: {}
 //
+//	event: rekeyed
+//	data: {"status":"WAIT","position":42}
+//
 // The response has no length and "Connection: close": the body ends when
 // the server closes the connection.
 
 // TokenFeed is what the streams read: *actors.TokenTable.
 type TokenFeed interface {
 	State(token string) (actors.TokenState, bool)
+	// StateByID is the token's state whatever secret it is known by now
+	// (false once the token left the table).
+	StateByID(tokenID int64) (actors.TokenState, bool)
 	Version() uint64
 	KeepWaiting(token string, now time.Time) bool
 }
@@ -134,6 +143,7 @@ type streamShard struct {
 type tokenStream struct {
 	conn     net.Conn
 	token    string
+	tokenID  int64  // its token, found by id once the secret no longer works
 	seen     uint64 // TokenFeed.Version when its state was last read
 	status   messages.TokenStatus
 	position int64
@@ -166,7 +176,7 @@ func NewStreams(feed TokenFeed, opt StreamOptions) *Streams {
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
-	s.tokenEvents = counter("token_stream_events_total", "Token events (status or position changes) sent on token streams.")
+	s.tokenEvents = counter("token_stream_events_total", "Token events (status or position changes) and rekeyed events sent on token streams.")
 	s.heartbeats = counter("token_stream_heartbeats_total", "Heartbeat events sent on token streams.")
 	s.opened = counter("token_streams_opened_total", "Token streams opened (GET /users/token/stream).")
 	s.refused = counter("token_streams_refused_total", "Token streams refused with 503: the node's stream limit reached, or stopping.")
@@ -237,7 +247,7 @@ const streamHeader = "HTTP/1.1 200 OK\r\n" +
 // start answers a hijacked request: the header and the first event, then
 // the stream joins a shard (or ends at once for an expired token).
 func (s *Streams) start(conn net.Conn, token string, state actors.TokenState, version uint64, now time.Time) {
-	st := &tokenStream{conn: conn, token: token, seen: version, wrote: now, polled: now}
+	st := &tokenStream{conn: conn, token: token, tokenID: state.TokenID, seen: version, wrote: now, polled: now}
 	s.mu.Lock()
 	admit := !s.closed && s.open.Load() < int64(s.opt.Limit)
 	if admit {
@@ -347,12 +357,25 @@ func (s *Streams) step(sh *streamShard, st *tokenStream, version uint64, now tim
 	if st.seen != version {
 		state, ok := s.feed.State(st.token)
 		st.seen = version
-		switch {
-		case !ok:
-			state = actors.TokenState{Status: messages.TokenStatus_TOKEN_EXPIRED}
-		case state.Status == messages.TokenStatus_TOKEN_WAIT && state.Position == 0:
+		rekeyed := false
+		if !ok {
+			// The secret no longer works. Say why, as the token really is:
+			// its user was given a fresh secret (the token lives on, under
+			// it), or the token left the table (expired and forgotten).
+			state, rekeyed = s.feed.StateByID(st.tokenID)
+			if !rekeyed {
+				state = actors.TokenState{Status: messages.TokenStatus_TOKEN_EXPIRED}
+			}
+		}
+		if state.Status == messages.TokenStatus_TOKEN_WAIT && state.Position == 0 {
 			st.seen = version - 1 // caught while being published: read it again
 			return true
+		}
+		if rekeyed {
+			sh.buf = appendEvent(sh.buf[:0], "rekeyed", state)
+			s.tokenEvents.Inc()
+			s.write(st, sh.buf, now)
+			return false // the stream of a secret that no longer works ends
 		}
 		if state.Status != st.status || state.Position != st.position {
 			st.status, st.position = state.Status, state.Position
@@ -424,7 +447,14 @@ var heartbeatEvent = []byte("event: heartbeat\ndata: {}\n\n")
 
 // appendTokenEvent appends the token event of state to b.
 func appendTokenEvent(b []byte, state actors.TokenState) []byte {
-	b = append(b, `event: token`+"\n"+`data: {"status":"`...)
+	return appendEvent(b, "token", state)
+}
+
+// appendEvent appends an event named name whose data is state.
+func appendEvent(b []byte, name string, state actors.TokenState) []byte {
+	b = append(b, "event: "...)
+	b = append(b, name...)
+	b = append(b, "\n"+`data: {"status":"`...)
 	b = append(b, tokenStatus[state.Status]...)
 	b = append(b, `","position":`...)
 	pos := state.Position

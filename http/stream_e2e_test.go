@@ -146,6 +146,33 @@ func TestE2ETokenStreamFollowsTheLine(t *testing.T) {
 	e.fails(401, "TOKEN_INVALID", e.do("GET", "/users/token/stream", nil, nil))
 }
 
+// TestE2ETokenStreamOfAReplacedSecret is the fresh tester's case: a fan
+// follows its token, then asks for its token again (a fresh secret for the
+// same token and place). The old secret's stream said EXPIRED, though the
+// token lives on. Now it ends with a rekeyed event that says the token's
+// real state, and the fresh secret's stream follows the same place.
+func TestE2ETokenStreamOfAReplacedSecret(t *testing.T) {
+	e := startNode(t, node.Config{ActiveTokens: 1, StreamInterval: 20 * time.Millisecond, StreamHeartbeat: time.Hour})
+	e.token(e.user("active"))
+	fan := e.user("fan")
+	old := e.token(fan)
+	s := e.openStream(old)
+	s.want(`{"status":"WAIT","position":1}`)
+
+	fresh := e.token(fan)
+	require.NotEqual(t, old, fresh)
+	ev, closed := s.next(10*time.Second, true)
+	require.False(t, closed, "the old secret's stream ended without a word")
+	require.Equal(t, streamEvent{"rekeyed", `{"status":"WAIT","position":1}`}, ev)
+	s.wantEnd()
+
+	got := e.ok(200, e.do("GET", "/users/token", nil, bearer(fresh)))
+	require.Equal(t, "WAIT", got["status"])
+	again := e.openStream(fresh)
+	again.want(`{"status":"WAIT","position":1}`)
+	e.fails(401, "TOKEN_INVALID", e.do("GET", "/users/token/stream", nil, bearer(old)))
+}
+
 // TestE2ETokenStreamHeartbeatAndIdleExpiry: an ACTIVE token's stream gets
 // heartbeats, does not keep the token alive, and ends when the token
 // expires for want of use.

@@ -24,6 +24,7 @@ type fakeFeed struct {
 	version uint64
 	states  map[string]actors.TokenState
 	polls   map[string]int
+	ids     int64
 }
 
 func newFakeFeed() *fakeFeed {
@@ -33,7 +34,22 @@ func newFakeFeed() *fakeFeed {
 func (f *fakeFeed) set(token string, st messages.TokenStatus, pos int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.states[token] = actors.TokenState{TokenID: 1, UserID: 1, Status: st, Position: pos}
+	id := f.states[token].TokenID
+	if id == 0 {
+		f.ids++
+		id = f.ids
+	}
+	f.states[token] = actors.TokenState{TokenID: id, UserID: 1, Status: st, Position: pos}
+	f.version++
+}
+
+// rekey gives token's token the secret fresh instead (its user asked for
+// the token again).
+func (f *fakeFeed) rekey(token, fresh string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states[fresh] = f.states[token]
+	delete(f.states, token)
 	f.version++
 }
 
@@ -49,6 +65,17 @@ func (f *fakeFeed) State(token string) (actors.TokenState, bool) {
 	defer f.mu.Unlock()
 	st, ok := f.states[token]
 	return st, ok
+}
+
+func (f *fakeFeed) StateByID(id int64) (actors.TokenState, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, st := range f.states {
+		if st.TokenID == id {
+			return st, true
+		}
+	}
+	return actors.TokenState{}, false
 }
 
 func (f *fakeFeed) Version() uint64 {
@@ -250,6 +277,26 @@ func TestStreamHubForgottenTokenEndsExpired(t *testing.T) {
 	h.scan(time.Second)
 	c.want("token", `{"status":"EXPIRED","position":0}`)
 	c.wantClosed()
+}
+
+// TestStreamHubRekeyedSecretEnds: a stream whose secret was replaced by a
+// fresh one (the user asked for the token again) is told so with the
+// token's real state, never EXPIRED, and ends; a stream of another token
+// is not disturbed.
+func TestStreamHubRekeyedSecretEnds(t *testing.T) {
+	h := newHub(t, StreamOptions{})
+	h.feed.set("tok", messages.TokenStatus_TOKEN_WAIT, 2)
+	h.feed.set("other", messages.TokenStatus_TOKEN_WAIT, 1)
+	c := h.open(t, "tok")
+	c.want("token", `{"status":"WAIT","position":2}`)
+	o := h.open(t, "other")
+	o.want("token", `{"status":"WAIT","position":1}`)
+	h.feed.rekey("tok", "fresh")
+	h.scan(time.Second)
+	c.want("rekeyed", `{"status":"WAIT","position":2}`)
+	c.wantClosed()
+	o.wantNothing()
+	require.Eventually(t, func() bool { return h.s.Open() == 1 }, time.Second, time.Millisecond)
 }
 
 func TestStreamHubExpiredTokenGetsOneEvent(t *testing.T) {
