@@ -47,7 +47,8 @@ type readFence struct {
 	handBack  func(msg any, sender *actor.PID) bool
 	sure      bool
 	held      []heldMessage
-	checking  bool // a settle wait, a query or a retry is pending
+	checking  bool      // a settle wait, a query or a retry is pending
+	since     time.Time // when the first message was held
 	stats     ReadFenceStats
 }
 
@@ -93,6 +94,9 @@ func (j *Journaled) fenceStart(ctx actor.Context) {
 func (j *Journaled) fenceHold(ctx actor.Context) bool {
 	if j.fence.sure {
 		return false
+	}
+	if len(j.fence.held) == 0 && j.fence.stats.Held == 0 {
+		j.fence.since = time.Now()
 	}
 	j.fence.held = append(j.fence.held, heldMessage{msg: ctx.Message(), sender: ctx.Sender()})
 	j.fence.stats.Held++
@@ -170,6 +174,8 @@ func (j *Journaled) fenceChecked(have, latest int64, err error) {
 		f.sure = true
 		held := f.held
 		f.held = nil
+		j.opt.Logger.Debug("read fence: confirmed", "actor", j.opt.ID, "held", f.stats.Held,
+			"queries", f.stats.Queries, "waited", time.Since(f.since))
 		// Process them now, in order, ahead of nothing: they go through the
 		// mailbox again (and the grain's ownership check).
 		for _, h := range held {
