@@ -31,7 +31,8 @@ import (
 // its archived records in one transaction, or fails with
 // persistence.ErrSnapshotBusy when too many saves run. LoadArchived reads a
 // record archived by a snapshot. DueReminders lists reminders due before a
-// time, earliest first.
+// time, earliest first. LastSeq returns the highest sequence number stored
+// for an actor (0 for none), queried after the call: the read fence.
 type Journal interface {
 	AppendAsync(actorID string, events []persistence.Event, reminder persistence.ReminderChange, done func(error)) error
 	LoadSnapshot(ctx context.Context, actorID string) (persistence.Snapshot, bool, error)
@@ -39,6 +40,7 @@ type Journal interface {
 	Replay(ctx context.Context, actorID string, afterSeq int64, fn func(persistence.Event) error) error
 	LoadArchived(ctx context.Context, actorID string, key int64) (persistence.Archived, bool, error)
 	DueReminders(ctx context.Context, before time.Time, limit int) ([]persistence.Reminder, error)
+	LastSeq(ctx context.Context, actorID string) (int64, error)
 }
 
 // Model is the domain state of an event-sourced actor.

@@ -89,6 +89,7 @@ type Journaled struct {
 	reminder      reminderMark
 	stats         JournaledStats
 	observer      JournalObserver // opt.Journal, if it observes (metrics.go)
+	fence         readFence       // holds messages until sure (readfence.go)
 }
 
 // JournaledStats counts what an incarnation did, for tests and diagnostics.
@@ -202,6 +203,7 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		j.self = ctx.Self()
 		j.root = ctx.ActorSystem().Root
 		j.manager = cluster.ManagerOf(ctx)
+		j.fenceStart(ctx)
 		if err := j.recover(); err != nil {
 			j.opt.Logger.Warn("recovery failed", "actor", j.opt.ID, "err", err)
 			j.recoverFailed = true
@@ -254,6 +256,7 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		}
 		j.waiting = nil
 		j.releasePermit()
+		j.fenceRelease(nil)
 		return false
 	case actor.SystemMessage, actor.AutoReceiveMessage:
 		return false
@@ -274,7 +277,7 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		j.Reply(ctx, &messages.Wake{})
 		return true
 	}
-	return false
+	return j.fenceHold(ctx)
 }
 
 // Post returns a function that runs fn on this incarnation's goroutine

@@ -43,6 +43,7 @@ type Grains struct {
 	cooling *coolingSet
 	owners  atomic.Pointer[ownership] // this node's view of placement
 	left    atomic.Pointer[departure] // closed when members leave
+	waiters settleWaiters             // WhenSettled calls (fence.go)
 }
 
 // departure is closed when members leave the cluster; addrs then holds
@@ -63,7 +64,8 @@ var ErrMemberLeft = fmt.Errorf("%w: the actor's member left the cluster", ErrTim
 type ownership struct {
 	version uint64
 	rdv     *pcluster.Rendezvous
-	members []string // addresses
+	members []string     // addresses
+	settle  *settleState // whether every member reports it (fence.go)
 }
 
 // GrainsConfig configures StartGrains.
@@ -157,7 +159,9 @@ func StartGrains(system *actor.ActorSystem, cfg GrainsConfig) (g *Grains, err er
 			for i, m := range t.Members {
 				addrs[i] = m.Address()
 			}
-			g.owners.Store(&ownership{version: v, rdv: r, members: addrs})
+			o := &ownership{version: v, rdv: r, members: addrs, settle: &settleState{}}
+			g.owners.Store(o)
+			g.topologyChanged(o, t)
 		}
 	})
 	// Proto.Actor panics when the remote port is taken or the provider fails.
@@ -378,7 +382,7 @@ func (g *grain) Receive(ctx actor.Context) {
 			identity = ci.Identity
 		}
 		g.key, g.identity = g.kind+"/"+identity, identity
-		ctx.Set(&managerExtension{pid: ctx.Self()})
+		ctx.Set(&managerExtension{pid: ctx.Self(), placement: grainPlacement{g: g, self: ctx.ActorSystem().Address()}})
 		if g.cooling.active(g.key) {
 			// Its recovery failed a moment ago: do not hit the store again
 			// at once; answer STORE_UNAVAILABLE until the grain stops.

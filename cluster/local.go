@@ -30,6 +30,7 @@ type LocalOption func(*localOptions)
 
 type localOptions struct {
 	registerer prometheus.Registerer
+	placement  func(kind, identity string) Placement // WithPlacement
 }
 
 // WithMetrics registers actor_mailbox_depth{kind}: messages queued in the
@@ -55,9 +56,9 @@ func NewLocal(system *actor.ActorSystem, kinds map[string]Producer, opts ...Loca
 			}, func() float64 { return float64(depth.n.Load()) }))
 		}
 		mailbox := actor.WithMailbox(actor.Unbounded(depth))
-		produce := produce
+		produce, kind := produce, kind
 		props := actor.PropsFromProducer(func() actor.Actor {
-			return &manager{produce: produce, children: map[string]*child{}, mailbox: mailbox}
+			return &manager{produce: produce, kind: kind, place: o.placement, children: map[string]*child{}, mailbox: mailbox}
 		}, mailbox)
 		l.managers[kind] = system.Root.Spawn(props)
 	}
@@ -110,8 +111,9 @@ type deliver struct {
 var managerExtensionID = ctxext.NextContextExtensionID()
 
 type managerExtension struct {
-	pid      *actor.PID
-	identity string // the child's identity under a Local manager; "" on a grain
+	pid       *actor.PID
+	identity  string    // the child's identity under a Local manager; "" on a grain
+	placement Placement // nil: no read fence needed (fence.go)
 }
 
 func (*managerExtension) ExtensionID() ctxext.ContextExtensionID { return managerExtensionID }
@@ -189,6 +191,8 @@ type held struct {
 type manager struct {
 	mailbox  actor.PropsOption
 	produce  Producer
+	kind     string
+	place    func(kind, identity string) Placement // nil unless WithPlacement
 	children map[string]*child
 	byPID    map[string]string   // pid id → identity
 	cooling  map[string]*cooling // identities whose recovery failed
@@ -311,6 +315,9 @@ func (m *manager) spawn(ctx actor.Context, identity string) *child {
 	}
 	produce := m.produce
 	ext := &managerExtension{pid: ctx.Self(), identity: identity}
+	if m.place != nil {
+		ext.placement = m.place(m.kind, identity)
+	}
 	props := actor.PropsFromProducer(func() actor.Actor { return produce(identity) }, m.mailbox,
 		actor.WithOnInit(func(c actor.Context) { c.Set(ext) }))
 	pid := ctx.ActorSystem().Root.Spawn(props)

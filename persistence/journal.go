@@ -142,6 +142,7 @@ type Journal struct {
 	snapSlots chan struct{} // one token per running SaveSnapshot
 	sql       batchStatements
 	metrics   *journalMetrics
+	lastSeq   lastSeqBatcher // LastSeq calls (journal_lastseq.go)
 
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool

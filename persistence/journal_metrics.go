@@ -18,6 +18,10 @@ type journalMetrics struct {
 	// errors counts failed appends in journal_append_errors_total and in
 	// store_errors_total{op="append"}.
 	errors appendErrors
+	// lastSeqQueries and lastSeqActors count read-fence queries (LastSeq)
+	// and the actors they confirmed: one query serves many actors.
+	lastSeqQueries prometheus.Counter
+	lastSeqActors  prometheus.Counter
 }
 
 func newJournalMetrics(reg prometheus.Registerer) *journalMetrics {
@@ -39,8 +43,18 @@ func newJournalMetrics(reg prometheus.Registerer) *journalMetrics {
 			}, []string{"reason"}),
 			store: newStoreErrors(),
 		},
+		lastSeqQueries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "journal_fence_queries_total",
+			Help: "Read-fence queries (the latest sequence number of actors that must confirm they are still the latest writer).",
+		}),
+		lastSeqActors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "journal_fence_actors_total",
+			Help: "Actors confirmed by read-fence queries (one query serves every actor waiting when it starts).",
+		}),
 	}
 	if reg != nil {
+		m.lastSeqQueries = register(reg, m.lastSeqQueries)
+		m.lastSeqActors = register(reg, m.lastSeqActors)
 		m.batchSize = register(reg, m.batchSize)
 		m.batchSeconds = register(reg, m.batchSeconds)
 		m.errors.journal = register(reg, m.errors.journal)
@@ -71,7 +85,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 
 // storeErrorsHelp documents store_errors_total.
 const storeErrorsHelp = "Store operations that failed, by operation (append, snapshot_save, snapshot_load, replay, " +
-	"archive_load, reminders, catalog, ping) and reason (unavailable, timeout, overloaded, fenced, busy, invalid, other). " +
+	"archive_load, reminders, fence, catalog, ping) and reason (unavailable, timeout, overloaded, fenced, busy, invalid, other). " +
 	"A look-up of a missing row and a call its caller cancelled are not failures."
 
 func newStoreErrors() *prometheus.CounterVec {
@@ -219,6 +233,13 @@ func (j *MeteredJournal) LoadArchived(ctx context.Context, actorID string, key i
 	a, ok, err := j.Journal.LoadArchived(ctx, actorID, key)
 	j.m.failed("archive_load", err)
 	return a, ok, err
+}
+
+// LastSeq is Journal.LastSeq, counted as "fence".
+func (j *MeteredJournal) LastSeq(ctx context.Context, actorID string) (int64, error) {
+	seq, err := j.Journal.LastSeq(ctx, actorID)
+	j.m.failed("fence", err)
+	return seq, err
 }
 
 // DueReminders is Journal.DueReminders, counted.

@@ -40,7 +40,8 @@ type MemOptions struct {
 //   - SaveSnapshot keeps the snapshot with the highest Seq, stores its
 //     archive with it, prunes if configured, and refuses with
 //     ErrSnapshotBusy beyond SnapshotWriters concurrent calls;
-//   - Replay calls fn in Seq order, outside the journal's lock.
+//   - Replay calls fn in Seq order, outside the journal's lock;
+//   - LastSeq returns the highest sequence number stored (event or snapshot).
 //
 // The zero value is not usable: call NewMemJournal. Safe for concurrent use.
 type MemJournal struct {
@@ -52,6 +53,8 @@ type MemJournal struct {
 	archive   map[string]map[int64]persistence.Archived
 	reminders map[string]time.Time
 	appends   int
+	// lastSeqCalls counts LastSeq calls (memjournal_lastseq.go).
+	lastSeqCalls int
 
 	// fault knobs (memjournal_faults.go)
 	failNext     []error

@@ -40,6 +40,9 @@ type Store interface {
 	LoadArchived(ctx context.Context, actorID string, key int64) (persistence.Archived, bool, error)
 	// DueReminders returns up to limit reminders due before before.
 	DueReminders(ctx context.Context, before time.Time, limit int) ([]persistence.Reminder, error)
+	// LastSeq returns the highest sequence number stored for the actor
+	// (event or snapshot), 0 for none: an actor's read fence.
+	LastSeq(ctx context.Context, actorID string) (int64, error)
 }
 
 // Config is what a case needs from the store open returns.
@@ -96,6 +99,7 @@ func Run(t *testing.T, open func(t *testing.T, cfg Config) Store) {
 		{"PruneAndFenceAfterPruning", pruneAndFenceAfterPruning},
 		{"SnapshotBusy", snapshotBusy},
 		{"OverloadRefusesSynchronously", overloadRefusesSynchronously},
+		{"LastSeq", lastSeq},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
