@@ -23,7 +23,10 @@ type Receipt struct {
 // With an idempotency key, a payment already recorded under that key is
 // answered again instead of being made (IDEMPOTENCY_KEY_REUSED when it was
 // for another reservation or amount); such a retry is accepted with the
-// token the first payment expired.
+// token the first payment expired. Its answer still comes from the seat
+// actor, once the saga has confirmed the reservation: the wallet's record
+// of the debit alone is the saga's middle, and a 200 resting on it could be
+// followed by a read of the reservation still HELD.
 func (s *Service) Pay(ctx context.Context, token string, reservationID, amount int64, key string) (Receipt, error) {
 	if amount < 1 {
 		return Receipt{}, messages.Reject(messages.CodeInvalidAmount, "amount must be positive")
@@ -38,12 +41,13 @@ func (s *Service) Pay(ctx context.Context, token string, reservationID, amount i
 	if err != nil {
 		return Receipt{}, err
 	}
+	retry := false
 	if key != "" {
-		if rc, found, err := s.recorded(ctx, chk.UserID, key, reservationID, amount); found || err != nil {
-			return rc, err
+		if retry, err = s.recorded(ctx, chk.UserID, key, reservationID, amount); err != nil {
+			return Receipt{}, err
 		}
 	}
-	if chk.Status != messages.TokenStatus_TOKEN_ACTIVE {
+	if !retry && chk.Status != messages.TokenStatus_TOKEN_ACTIVE {
 		return Receipt{}, messages.Reject(messages.CodeTokenInvalid, "token has expired")
 	}
 	optionID, err := s.optionOf(ctx, reservationID)
@@ -58,7 +62,9 @@ func (s *Service) Pay(ctx context.Context, token string, reservationID, amount i
 	if err != nil {
 		return Receipt{}, err
 	}
-	s.settle(ctx, func(ctx context.Context) { s.expireToken(ctx, token) })
+	if chk.Status == messages.TokenStatus_TOKEN_ACTIVE {
+		s.settle(ctx, func(ctx context.Context) { s.expireToken(ctx, token) })
+	}
 	return Receipt{
 		ReservationID: r.GetId(),
 		Amount:        r.GetPaidAmount(),
@@ -67,29 +73,24 @@ func (s *Service) Pay(ctx context.Context, token string, reservationID, amount i
 	}, nil
 }
 
-// recorded looks up the payment the user's wallet recorded under key.
-// found reports whether there is one; it is this payment's receipt if it
-// was for the same reservation and amount, else IDEMPOTENCY_KEY_REUSED.
-func (s *Service) recorded(ctx context.Context, userID int64, key string, reservationID, amount int64) (rc Receipt, found bool, err error) {
+// recorded reports whether the user's wallet recorded a payment under key
+// for this reservation and amount — a retry — or refuses with
+// IDEMPOTENCY_KEY_REUSED when the key was used for another payment.
+func (s *Service) recorded(ctx context.Context, userID int64, key string, reservationID, amount int64) (bool, error) {
 	w, err := walletOf(s.router.Request(ctx, kindWallet, id(userID),
 		&messages.LookupPayment{UserId: userID, IdempotencyKey: key}))
 	if err != nil {
-		return Receipt{}, false, err
+		return false, err
 	}
 	p := w.GetPayment()
 	if p == nil {
-		return Receipt{}, false, nil
+		return false, nil
 	}
 	if p.GetReservationId() != reservationID || p.GetAmount() != amount {
-		return Receipt{}, true, messages.Reject(messages.CodeIdempotencyKeyReused,
+		return false, messages.Reject(messages.CodeIdempotencyKeyReused,
 			"idempotency key was used for another payment (reservation %d)", p.GetReservationId())
 	}
-	return Receipt{
-		ReservationID: p.GetReservationId(),
-		Amount:        p.GetAmount(),
-		Balance:       p.GetBalanceAfter(),
-		PaidAt:        time.UnixMilli(p.GetAtMs()).UTC(),
-	}, true, nil
+	return true, nil
 }
 
 // expireToken ends the token of a user who paid. The payment is durable
