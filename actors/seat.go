@@ -114,6 +114,7 @@ func NewSeatProducer(cfg SeatConfig) cluster.Producer {
 			state:     newSeatState(optionID),
 			payments:  map[int64]*payment{},
 			slots:     map[int64]*pendingSlot{},
+			releases:  map[*slotRelease]struct{}{},
 			log:       cfg.Logger.With("actor", id),
 		}
 		a.j = NewJournaled(JournaledOptions{
@@ -144,10 +145,11 @@ type seatActor struct {
 
 	root *actor.RootContext
 
-	expiry   *time.Timer            // fires at the earliest hold deadline
-	expiryAt int64                  // the deadline expiry is armed for (ms)
-	payments map[int64]*payment     // payments in flight by reservation
-	slots    map[int64]*pendingSlot // holds waiting for their wallet slot
+	expiry   *time.Timer               // fires at the earliest hold deadline
+	expiryAt int64                     // the deadline expiry is armed for (ms)
+	payments map[int64]*payment        // payments in flight by reservation
+	slots    map[int64]*pendingSlot    // holds waiting for their wallet slot
+	releases map[*slotRelease]struct{} // answers waiting for a slot's release
 }
 
 // payment is the coordinator's memory of one payment in flight; the durable
@@ -224,6 +226,7 @@ func (a *seatActor) stopped() {
 		a.expiry.Stop()
 	}
 	a.abandonSlots()
+	a.abandonReleases()
 	// Callers still waiting for a payment learn that its outcome is
 	// unknown; the next incarnation finishes the payment.
 	rej := messages.Reject(messages.CodeStoreUnavailable,
@@ -349,7 +352,8 @@ func (a *seatActor) cancel(ctx actor.Context, c *messages.CancelReservation) {
 		if !a.persist(ctx, ev) {
 			return
 		}
-		a.releaseSlot(r)
+		a.releaseThenAnswer(r, []*actor.PID{ctx.Sender()}, a.result(r))
+		return
 	}
 	a.j.Reply(ctx, a.result(r))
 }
@@ -628,17 +632,22 @@ func (a *seatActor) retryDebit(id int64, p *payment, err error) {
 	p.retry = a.j.After(p.backoff, func() { a.debit(id) })
 }
 
-// finish ends a payment: the hold is over (paid, or aborted and perhaps
-// expired), so its wallet slot is released if it is no longer HELD, and
-// every waiter gets reply.
+// finish ends a payment (paid, or aborted and perhaps expired) and every
+// waiter gets reply: once the slot is released when the hold expired
+// meanwhile; at once otherwise (a paid seat's slot went with the debit).
 func (a *seatActor) finish(id int64, p *payment, reply proto.Message) {
 	delete(a.payments, id)
 	if p.retry != nil {
 		p.retry.Stop()
 	}
 	r := a.state.reservations[id]
-	if r.Status != messages.ReservationStatus_RESERVATION_HELD {
-		a.releaseSlot(r)
+	switch r.Status {
+	case messages.ReservationStatus_RESERVATION_HELD:
+	case messages.ReservationStatus_RESERVATION_CONFIRMED:
+		// The wallet released the slot with the debit.
+	default: // aborted and expired meanwhile
+		a.releaseThenAnswer(r, p.waiters, reply)
+		return
 	}
 	for _, w := range p.waiters {
 		a.j.ReplyTo(w, reply)

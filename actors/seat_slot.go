@@ -3,7 +3,9 @@ package actors
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -111,4 +113,67 @@ func (a *seatActor) abandonSlots() {
 		}
 	}
 	clear(a.slots)
+}
+
+// slotReleaseWait bounds how long an answer waits for the wallet to release
+// a slot: past it the answer goes anyway, and the slot frees itself at the
+// hold's expiry.
+const slotReleaseWait = time.Second
+
+// slotRelease is the answer to the callers of a cancel or a payment, sent
+// once the wallet has released the hold's slot.
+type slotRelease struct {
+	callers []*actor.PID
+	reply   proto.Message
+}
+
+// releaseThenAnswer frees the reservation's hold slot once the change that
+// ended the hold is durable, and answers callers once the wallet has
+// released it (or slotReleaseWait passed): a user at the limit who hears
+// that a cancel or a payment succeeded may hold another seat at once,
+// instead of meeting HOLD_LIMIT until the release lands. If the
+// incarnation stops first, the callers hear that the outcome is unknown.
+func (a *seatActor) releaseThenAnswer(r *messages.Reservation, callers []*actor.PID, reply proto.Message) {
+	callers = slices.DeleteFunc(slices.Clone(callers), func(c *actor.PID) bool { return c == nil })
+	if a.cfg.Router == nil || len(callers) == 0 {
+		a.releaseSlot(r)
+		for _, c := range callers {
+			a.j.ReplyTo(c, reply)
+		}
+		return
+	}
+	rel := &slotRelease{callers: callers, reply: reply}
+	a.releases[rel] = struct{}{}
+	router, user, id, post, log := a.cfg.Router, r.UserId, r.Id, a.j.Post(), a.log
+	a.j.AfterDurable(func() {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), slotReleaseWait)
+			_, err := router.Request(ctx, "wallet", strconv.FormatInt(user, 10), &messages.ReleaseHoldSlot{UserId: user, ReservationId: id})
+			cancel()
+			if err != nil {
+				log.Warn("hold slot release not confirmed; it frees itself at the hold's expiry", "reservation", id, "err", err)
+			}
+			post(func() {
+				if _, ok := a.releases[rel]; !ok {
+					return
+				}
+				delete(a.releases, rel)
+				for _, c := range rel.callers {
+					a.root.Send(c, rel.reply)
+				}
+			})
+		}()
+	})
+}
+
+// abandonReleases tells the callers still waiting for a slot's release,
+// when the incarnation stops, that the outcome is unknown to it.
+func (a *seatActor) abandonReleases() {
+	for rel := range a.releases {
+		for _, c := range rel.callers {
+			a.root.Send(c, messages.Reject(messages.CodeStoreUnavailable,
+				"seat/%d stopped while finishing; read the reservation to see its state", a.optionID))
+		}
+	}
+	clear(a.releases)
 }

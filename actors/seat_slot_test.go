@@ -127,3 +127,60 @@ func TestHoldLimitAcrossConcurrentHolds(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelAnsweredOnceSlotReleased: a user at the cross-date limit who
+// hears that a cancel succeeded may hold another seat at once: the cancel
+// is answered only after the wallet has released the slot, whatever the
+// order in which the release and the next hold reach the wallet.
+func TestCancelAnsweredOnceSlotReleased(t *testing.T) {
+	h := newSeatHarness(t, SeatConfig{})
+	h.walletLimit = 1
+	h.start()
+	r, err := h.hold(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.hold(1, 2)
+	wantCode(t, err, messages.CodeHoldLimit)
+
+	gate := make(chan struct{})
+	h.releaseGate.Store(&gate)
+	done := make(chan error, 1)
+	go func() { _, err := h.cancel(r.Id, 1); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("cancel answered (%v) before the wallet released the slot", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	h.releaseGate.Store(nil)
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.hold(1, 2); err != nil {
+		t.Fatalf("hold right after the cancel: %v", err)
+	}
+}
+
+// TestPaymentReleasesSlotWithTheDebit: a paid seat is no longer a hold, so
+// a user at the limit who hears "paid" may hold another seat at once — the
+// wallet frees the slot in the debit's own write.
+func TestPaymentReleasesSlotWithTheDebit(t *testing.T) {
+	h := newSeatHarness(t, SeatConfig{})
+	h.walletLimit = 1
+	h.start()
+	h.charge(1, 5000)
+	r, err := h.hold(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{}) // no release message gets through
+	h.releaseGate.Store(&gate)
+	t.Cleanup(func() { close(gate) })
+	if _, err := h.pay(r.Id, 1, stPrice, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.hold(1, 2); err != nil {
+		t.Fatalf("hold right after the payment: %v", err)
+	}
+}

@@ -102,6 +102,8 @@ type seatHarness struct {
 	stopOnce func()
 	// walletLimit is the wallets' cross-date hold limit (0: 100).
 	walletLimit int
+	// releaseGate, while set, holds the wallets' slot releases.
+	releaseGate atomic.Pointer[chan struct{}]
 }
 
 func seatQuietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -190,6 +192,11 @@ type seatGatedWallet struct {
 }
 
 func (w *seatGatedWallet) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*messages.ReleaseHoldSlot); ok {
+		if g := w.h.releaseGate.Load(); g != nil {
+			<-*g
+		}
+	}
 	if _, ok := ctx.Message().(*messages.DebitPayment); ok {
 		w.h.debits.Add(1)
 		if g := w.h.gate.Load(); g != nil {

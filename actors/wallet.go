@@ -178,7 +178,12 @@ func (w *walletActor) Receive(ctx actor.Context) {
 			w.j.Refuse(ctx, perr)
 			return
 		}
-		w.j.Reply(ctx, w.model.result(nil))
+		// Answered once applied, not once durable: every later TakeHoldSlot
+		// already sees the slot free, and a release lost in a crash only
+		// makes the limit stricter until the hold's expiry frees the slot.
+		if ctx.Sender() != nil {
+			ctx.Respond(w.model.result(nil))
+		}
 	default:
 		w.j.Reply(ctx, messages.Reject(messages.CodeInvalidRequest, "wallet %s cannot handle %T", w.identity, msg))
 	}
@@ -274,7 +279,8 @@ func (m *walletModel) decideCharge(c *messages.ChargePoints, now time.Time) ([]p
 	}}, nil, nil
 }
 
-// decideDebit turns DebitPayment into PaymentDebited, or answers a payment
+// decideDebit turns DebitPayment into PaymentDebited (and HoldSlotReleased
+// for the reservation's slot, if it holds one), or answers a payment
 // already recorded (no events, payment set), or refuses.
 //
 // The idempotency key is checked first, so a key reused for another
@@ -304,13 +310,16 @@ func (m *walletModel) decideDebit(c *messages.DebitPayment, now time.Time) ([]pr
 	if m.balance < amount {
 		return nil, nil, messages.Reject(messages.CodeInsufficientBalance, "balance %d is less than %d", m.balance, amount)
 	}
-	return []proto.Message{&messages.PaymentDebited{
+	// A paid seat is no longer a hold: its slot is released in the same
+	// write, so a user told "paid" may hold another seat at once.
+	events := []proto.Message{&messages.PaymentDebited{
 		ReservationId:  rid,
 		Amount:         amount,
 		BalanceAfter:   m.balance - amount,
 		IdempotencyKey: key,
 		AtMs:           now.UnixMilli(),
-	}}, nil, nil
+	}}
+	return append(events, m.decideReleaseSlot(&messages.ReleaseHoldSlot{ReservationId: rid})...), nil, nil
 }
 
 // decideTakeSlot claims one of the user's hold slots. It may return events
