@@ -138,6 +138,18 @@ type Reminding interface {
 	NextDue() (time.Time, bool)
 }
 
+// Sized is implemented by models whose snapshot grows with their state:
+// SnapshotSize is the number of records a snapshot would hold now. Such a
+// model is snapshotted no more often than every SnapshotSize()/2 events
+// (and never more often than SnapshotEvery), so the O(n) capture and
+// encoding of a snapshot costs O(1) per event, amortised, while a replay
+// after a crash stays within about half the snapshot's size in events. (A
+// queue of 60,000 tokens snapshotted every 500 events spent 10% of an
+// on-sale's CPU on it: issue 8's profile.)
+type Sized interface {
+	SnapshotSize() int
+}
+
 // Archiving is implemented by models whose closed records leave the state:
 // Snapshot must leave out the records Closed returns (copies, keyed by a
 // stable id), which are written to the journal's archive in the same
@@ -558,6 +570,9 @@ func (j *Journaled) release() {
 // Snapshot must return values it will not mutate afterwards.
 func (j *Journaled) maybeSnapshot() {
 	if j.opt.SnapshotEvery <= 0 || j.sinceSnapshot < j.opt.SnapshotEvery || j.applied != j.durable || j.snapshotting {
+		return
+	}
+	if sized, ok := j.opt.Model.(Sized); ok && j.sinceSnapshot < sized.SnapshotSize()/2 {
 		return
 	}
 	state := j.opt.Model.Snapshot()

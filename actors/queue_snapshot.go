@@ -10,6 +10,9 @@ import (
 	"github.com/concert/ticketing/messages"
 )
 
+// SnapshotSize implements Sized: the tokens a snapshot holds.
+func (m *queueModel) SnapshotSize() int { return len(m.byID) }
+
 // Snapshot implements Model: ACTIVE tokens by id, WAIT tokens in line
 // order, then the retained EXPIRED ones (payments, then others, each in
 // expiry order). It holds the live tokens and at most 2 × ExpiredKeep

@@ -169,6 +169,9 @@ func (s *seatState) unindex(r *messages.Reservation) {
 	}
 }
 
+// SnapshotSize implements Sized: the reservations a snapshot holds.
+func (s *seatState) SnapshotSize() int { return len(s.reservations) }
+
 // Snapshot implements Model: the open reservations in id order and the sold
 // seats in seat order, so equal states give equal snapshots. Closed
 // reservations are left out: they go to the archive (Closed). The result
