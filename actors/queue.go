@@ -139,7 +139,7 @@ func NewQueueProducer(cfg QueueConfig) cluster.Producer {
 			Journal:       cfg.Journal,
 			Model:         q.model,
 			SnapshotEvery: cfg.SnapshotEvery,
-			Logger:        cfg.Logger.With("actor", queueJournalPrefix+identity),
+			Logger:        cfg.Logger, // Journaled names the actor in each line
 		})
 		return q
 	}

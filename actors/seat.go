@@ -125,7 +125,7 @@ func NewSeatProducer(cfg SeatConfig) cluster.Producer {
 			IdleTTL:       cfg.IdleTTL,
 			CanPassivate:  a.canPassivate,
 			Admission:     cfg.Admission,
-			Logger:        a.log,
+			Logger:        cfg.Logger, // Journaled names the actor in each line
 		})
 		return a
 	}

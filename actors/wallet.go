@@ -89,12 +89,13 @@ func (c WalletConfig) withDefaults() WalletConfig {
 // *messages.Rejection on refusal, in both cases only once the state the
 // answer rests on is durable.
 func NewWalletProducer(cfg WalletConfig) cluster.Producer {
-	cfg = cfg.withDefaults()
+	shared := cfg.withDefaults() // one copy for all wallets, not one each
 	return func(identity string) actor.Actor {
 		userID, err := strconv.ParseInt(identity, 10, 64)
 		if err != nil || userID <= 0 {
 			userID = 0 // every command is refused, see Receive
 		}
+		cfg := &shared
 		w := &walletActor{cfg: cfg, identity: identity, model: newWalletModel(userID, cfg.HoldLimit, cfg.Retention)}
 		w.j = NewJournaled(JournaledOptions{
 			ID:            walletJournalPrefix + identity,
@@ -103,14 +104,14 @@ func NewWalletProducer(cfg WalletConfig) cluster.Producer {
 			SnapshotEvery: cfg.SnapshotEvery,
 			IdleTTL:       cfg.IdleTTL,
 			Admission:     cfg.Admission,
-			Logger:        cfg.Logger.With("actor", walletJournalPrefix+identity),
+			Logger:        cfg.Logger, // Journaled names the actor in each line
 		})
 		return w
 	}
 }
 
 type walletActor struct {
-	cfg      WalletConfig
+	cfg      *WalletConfig
 	identity string
 	model    *walletModel
 	j        *Journaled
@@ -231,9 +232,8 @@ func newWalletModel(userID int64, holdLimit int, retention time.Duration) *walle
 		userID:    userID,
 		holdLimit: holdLimit,
 		retention: retention,
-		payments:  map[int64]*messages.Payment{},
-		byKey:     map[string]*messages.Payment{},
-		charges:   map[string]*messages.Charge{},
+		// The maps are made on first use: most of the many wallets alive
+		// in an on-sale never hold a charge or a payment in memory.
 	}
 }
 
@@ -417,11 +417,17 @@ func (m *walletModel) prune(nowMs int64) {
 
 func (m *walletModel) addCharge(c *messages.Charge) {
 	m.chargeList = append(m.chargeList, c)
+	if m.charges == nil {
+		m.charges = map[string]*messages.Charge{}
+	}
 	m.charges[c.GetIdempotencyKey()] = c
 }
 
 func (m *walletModel) addPayment(p *messages.Payment) {
 	m.paymentList = append(m.paymentList, p)
+	if m.payments == nil {
+		m.payments, m.byKey = map[int64]*messages.Payment{}, map[string]*messages.Payment{}
+	}
 	m.payments[p.GetReservationId()] = p
 	if k := p.GetIdempotencyKey(); k != "" {
 		m.byKey[k] = p
