@@ -206,6 +206,9 @@ type SurgeOutcome struct {
 	ActiveLimit  int64
 	ActiveBefore int64
 	MaxActive    int64
+	// HeldAdded is how many tokens (waiting and active) the server held
+	// after the surge more than before it (-1: not read).
+	HeldAdded int64
 	// Order is the order of the run's waiting users in line after the
 	// surge (user indexes by position, first in line first), from a poll
 	// of every waiting token; OrderErr if the poll failed.
@@ -225,41 +228,51 @@ type SurgeOutcome struct {
 	AdmittedBehind int
 }
 
-// CheckSurge: one token per user (a repeated request answers the same
-// token, no two users share one); the active count never above
-// ACTIVE_TOKENS; the line keeps the order the requests were served in;
-// freed slots go to the head of the line.
+// CheckSurge: one token per user (the server holds one token per
+// answered user, a repeated request answers the same place in line, no two
+// users share a secret); the active count never above ACTIVE_TOKENS; the
+// line keeps the order the requests were served in; freed slots go to the
+// head of the line.
+//
+// A repeated request answers the user's token with a fresh secret, so
+// secrets are not compared across one user's answers; places are.
 func CheckSurge(o SurgeOutcome) []Check {
 	var cs []Check
-	tokenOf := map[int]string{}
+	firstOf := map[int]SurgeAnswer{}
 	owner := map[string]int{}
 	var dupDiff, shared []string
-	answered := 0
 	activeAnswers := int64(0)
 	for _, a := range o.Answers {
 		if a.Token == "" {
 			continue
 		}
-		if t, ok := tokenOf[a.User]; ok {
-			if t != a.Token {
-				dupDiff = append(dupDiff, fmt.Sprintf("user %d got %s… and %s…", a.User, short(t), short(a.Token)))
-			}
-			continue
-		}
-		answered++
-		tokenOf[a.User] = a.Token
-		if a.Status == "ACTIVE" {
-			activeAnswers++
-		}
 		if u, ok := owner[a.Token]; ok && u != a.User {
 			shared = append(shared, fmt.Sprintf("users %d and %d share %s…", u, a.User, short(a.Token)))
 		}
 		owner[a.Token] = a.User
+		if f, ok := firstOf[a.User]; ok {
+			// The token may have been admitted between the two answers;
+			// two answers that both wait must give one place.
+			if f.Status == "WAIT" && a.Status == "WAIT" && f.Position != a.Position {
+				dupDiff = append(dupDiff, fmt.Sprintf("user %d waits at positions %d and %d", a.User, f.Position, a.Position))
+			}
+			continue
+		}
+		firstOf[a.User] = a
+		if a.Status == "ACTIVE" {
+			activeAnswers++
+		}
 	}
-	if len(dupDiff) == 0 && len(shared) == 0 {
-		cs = append(cs, pass("one token per user", "%d users, %d distinct tokens; repeated requests answered the same token", answered, len(owner)))
-	} else {
+	answered := int64(len(firstOf))
+	switch {
+	case len(dupDiff) > 0 || len(shared) > 0:
 		cs = append(cs, failc("one token per user", "%s", head(append(dupDiff, shared...), 4)))
+	case o.HeldAdded >= 0 && o.HeldAdded != answered:
+		cs = append(cs, failc("one token per user", "%d users answered, but the server holds %d more tokens than before", answered, o.HeldAdded))
+	case o.HeldAdded >= 0:
+		cs = append(cs, pass("one token per user", "%d users answered, %d more tokens held; repeated requests answered the same place", answered, o.HeldAdded))
+	default:
+		cs = append(cs, pass("one token per user", "%d users answered; repeated requests answered the same place (tokens held not read)", answered))
 	}
 
 	switch {

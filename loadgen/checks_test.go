@@ -140,9 +140,10 @@ func surgeTimes(n int) (sent, recv []int64) {
 
 func TestCheckSurge(t *testing.T) {
 	sent, recv := surgeTimes(5)
-	good := SurgeOutcome{Users: 5, ActiveLimit: 2, ActiveBefore: 0, MaxActive: 2, Sent: sent, Recv: recv,
+	good := SurgeOutcome{Users: 5, ActiveLimit: 2, ActiveBefore: 0, MaxActive: 2, Sent: sent, Recv: recv, HeldAdded: 5,
 		Answers: []SurgeAnswer{
-			{User: 0, Token: "t0", Status: "ACTIVE"}, {User: 0, Token: "t0", Status: "ACTIVE"},
+			// A repeated request answers the same token with a fresh secret.
+			{User: 0, Token: "t0", Status: "ACTIVE"}, {User: 0, Token: "t0-rekeyed", Status: "ACTIVE"},
 			{User: 1, Token: "t1", Status: "ACTIVE"},
 			{User: 2, Token: "t2", Status: "WAIT", Position: 1}, {User: 3, Token: "t3", Status: "WAIT", Position: 2},
 			{User: 4, Token: "t4", Status: "WAIT", Position: 3},
@@ -151,9 +152,13 @@ func TestCheckSurge(t *testing.T) {
 	wantOK(t, CheckSurge(good))
 
 	dup := good
-	dup.Answers = append([]SurgeAnswer{}, good.Answers...)
-	dup.Answers[1].Token = "t0-again" // the repeated request got a second token
-	wantFail(t, CheckSurge(dup), "one token per user", "user 0 got t0… and t0-again…")
+	dup.HeldAdded = 6 // the repeated request made a second token
+	wantFail(t, CheckSurge(dup), "one token per user", "5 users answered, but the server holds 6 more tokens")
+
+	twoPlaces := good
+	twoPlaces.Answers = append([]SurgeAnswer{}, good.Answers...)
+	twoPlaces.Answers = append(twoPlaces.Answers, SurgeAnswer{User: 4, Token: "t4-rekeyed", Status: "WAIT", Position: 4})
+	wantFail(t, CheckSurge(twoPlaces), "one token per user", "user 4 waits at positions 3 and 4")
 
 	shared := good
 	shared.Answers = append([]SurgeAnswer{}, good.Answers...)

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -161,13 +162,17 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 
 	// Who waits, and in which order: every waiting user polls once.
 	o := SurgeOutcome{Users: cfg.Users, Answers: answers, Sent: userSent, Recv: userRecv,
-		ActiveLimit: int64(cfg.ActiveTokens), ActiveBefore: before.Active}
+		ActiveLimit: int64(cfg.ActiveTokens), ActiveBefore: before.Active, HeldAdded: -1}
+	if after, err := c.ReadQueue(ctx); err == nil && qerr == nil {
+		o.HeldAdded = after.Waiting + after.Active - before.Waiting - before.Active
+	}
 	firstOf := make([]*SurgeAnswer, cfg.Users)
 	for i := range answers {
 		if a := &answers[i]; a.Token != "" && firstOf[a.User] == nil {
 			firstOf[a.User] = a
 		}
 	}
+	secrets := newSurgeSecrets(cfg.Users, answers, recv)
 	var waiting, active []int
 	for u, a := range firstOf {
 		switch {
@@ -186,7 +191,7 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 		runArrivals(runCtx, len(users), cfg.Workers, 0, time.Now(), func(worker, unit int, intended time.Time) {
 			u := users[unit]
 			w := c.newConn()
-			tok, status, code, err := w.pollToken(fx.Users[u].ID, []byte("Bearer "+firstOf[u].Token))
+			tok, _, status, code, err := secrets.live(w, fx.Users[u].ID, u)
 			opPoll.observe(worker, intended, status)
 			pmu.Lock()
 			defer pmu.Unlock()
@@ -237,9 +242,14 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 		var freed atomic.Int64
 		runArrivals(runCtx, k, 32, 0, time.Now(), func(worker, unit int, intended time.Time) {
 			u := fx.Users[active[unit]]
-			auth := []byte("Bearer " + firstOf[active[unit]].Token)
 			w := c.newConn()
-			_, status, code, err := w.charge(u.ID, cfg.Price, "cb-qs-"+runID+"-"+itoa(unit))
+			_, secret, status, code, err := secrets.live(w, u.ID, active[unit])
+			if err != nil || status != 200 {
+				m.failAt("admit token", status, code, err)
+				return
+			}
+			auth := []byte("Bearer " + secret)
+			_, status, code, err = w.charge(u.ID, cfg.Price, "cb-qs-"+runID+"-"+itoa(unit))
 			opAdmit.observe(worker, intended, status)
 			if err != nil || status != 200 {
 				m.failAt("admit charge", status, code, err)
@@ -269,7 +279,7 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 		window = append(window, order[max(headN, len(order)-k):]...)
 		deadline := time.Now().Add(3 * time.Second)
 		for {
-			admitted, err := pollAdmitted(runCtx, c, fx, window, firstOf, opPoll)
+			admitted, err := pollAdmitted(runCtx, c, fx, window, secrets, opPoll)
 			if err != nil {
 				o.OrderErr = err
 				break
@@ -332,14 +342,14 @@ func RunQueueSurge(ctx context.Context, c *Client, cfg QueueSurgeConfig) (*Resul
 
 // pollAdmitted polls the users of window (in line order) and returns those
 // now ACTIVE, in line order.
-func pollAdmitted(ctx context.Context, c *Client, fx *Fixture, window []int, firstOf []*SurgeAnswer, op *opMeter) ([]int, error) {
+func pollAdmitted(ctx context.Context, c *Client, fx *Fixture, window []int, secrets *surgeSecrets, op *opMeter) ([]int, error) {
 	isActive := make([]bool, len(window))
 	var firstErr error
 	var mu sync.Mutex
 	runArrivals(ctx, len(window), 64, 0, time.Now(), func(worker, unit int, intended time.Time) {
 		u := window[unit]
 		w := c.newConn()
-		tok, status, code, err := w.pollToken(fx.Users[u].ID, []byte("Bearer "+firstOf[u].Token))
+		tok, _, status, code, err := secrets.live(w, fx.Users[u].ID, u)
 		op.observe(worker, intended, status)
 		if err != nil || status != 200 {
 			mu.Lock()
@@ -358,4 +368,51 @@ func pollAdmitted(ctx context.Context, c *Client, fx *Fixture, window []int, fir
 		}
 	}
 	return out, firstErr
+}
+
+// surgeSecrets keeps, by user, the secrets of the user's token answers,
+// the last received first. A repeated request answers the user's token
+// with a fresh secret that replaces the earlier one (README, "Queue
+// tokens"), so the live secret is normally the last received; live makes
+// sure, as a replaced secret is refused 401.
+type surgeSecrets struct {
+	mu     sync.Mutex
+	byUser [][]string
+}
+
+func newSurgeSecrets(users int, answers []SurgeAnswer, recv []int64) *surgeSecrets {
+	idx := make([][]int, users)
+	for i, a := range answers {
+		if a.Token != "" {
+			idx[a.User] = append(idx[a.User], i)
+		}
+	}
+	s := &surgeSecrets{byUser: make([][]string, users)}
+	for u, is := range idx {
+		slices.SortFunc(is, func(a, b int) int { return cmp.Compare(recv[b], recv[a]) })
+		for _, i := range is {
+			s.byUser[u] = append(s.byUser[u], answers[i].Token)
+		}
+	}
+	return s
+}
+
+// live polls user u's token (GET /users/token) with each of its secrets
+// until one is not refused 401, and keeps that one first.
+func (s *surgeSecrets) live(w *conn, userID int64, u int) (tok tokenAnswer, secret string, status int, code string, err error) {
+	s.mu.Lock()
+	list := slices.Clone(s.byUser[u])
+	s.mu.Unlock()
+	for i, sec := range list {
+		tok, status, code, err = w.pollToken(userID, []byte("Bearer "+sec))
+		if err != nil || status != 401 {
+			if i > 0 {
+				s.mu.Lock()
+				s.byUser[u] = append([]string{sec}, slices.DeleteFunc(slices.Clone(list), func(x string) bool { return x == sec })...)
+				s.mu.Unlock()
+			}
+			return tok, sec, status, code, err
+		}
+	}
+	return tok, "", status, code, err
 }
