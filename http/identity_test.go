@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"fmt"
+	stdhttp "net/http"
 	"strconv"
 	"testing"
 
@@ -51,6 +52,19 @@ func TestTrustedIdentity(t *testing.T) {
 	e.fails(403, "IDENTITY_MISMATCH", e.do("POST", "/payments", map[string]any{"reservationId": res, "amount": 100}, append(bearer(tok), as(bob)...)))
 	p := e.ok(200, e.do("POST", "/payments", map[string]any{"reservationId": res, "amount": 100}, append(bearer(tok), as(alice)...)))
 	require.Equal(t, int64(0), num(t, p["balance"]))
+
+	// Token streams: only for the token's own user.
+	btok := e.ok(200, e.do("POST", "/users/token", map[string]any{"userId": bob}, as(bob)))["token"].(string)
+	e.fails(403, "IDENTITY_REQUIRED", e.do("GET", "/users/token/stream", nil, bearer(btok)))
+	e.fails(403, "IDENTITY_MISMATCH", e.do("GET", "/users/token/stream", nil, append(bearer(btok), as(alice)...)))
+	req, err := stdhttp.NewRequest("GET", e.base+"/users/token/stream", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+btok)
+	req.Header.Set("X-User-Id", strconv.FormatInt(bob, 10))
+	stream, err := stdhttp.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, 200, stream.StatusCode, "the token's own user opens its stream")
+	require.NoError(t, stream.Body.Close())
 
 	// Catalog reads stay open.
 	require.Equal(t, 200, e.do("GET", fmt.Sprintf("/concerts/%d/available-date", concertID), nil, nil).status)
