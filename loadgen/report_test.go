@@ -337,3 +337,43 @@ func TestReportJSONRoundTrip(t *testing.T) {
 		t.Error("a foreign JSON file was read as a report")
 	}
 }
+
+// TestBatchDistribution: the journal's batch histograms, read before and
+// after a run, give the buckets of the run's median and 99th percentile.
+func TestBatchDistribution(t *testing.T) {
+	before := ParseMetrics([]byte(`journal_batch_size_bucket{le="1"} 5
+journal_batch_size_bucket{le="2"} 5
+journal_batch_size_bucket{le="4"} 5
+journal_batch_size_bucket{le="+Inf"} 5
+journal_batch_seconds_bucket{le="0.001"} 5
+journal_batch_seconds_bucket{le="0.002"} 5
+journal_batch_seconds_bucket{le="+Inf"} 5
+`))
+	// 100 batches in the run: 40 of 1 row, 59 of 2, 1 of 4; 90 under 1 ms.
+	after := ParseMetrics([]byte(`journal_batch_size_bucket{le="1"} 45
+journal_batch_size_bucket{le="2"} 104
+journal_batch_size_bucket{le="4"} 105
+journal_batch_size_bucket{le="+Inf"} 105
+journal_batch_seconds_bucket{le="0.001"} 95
+journal_batch_seconds_bucket{le="0.002"} 105
+journal_batch_seconds_bucket{le="+Inf"} 105
+`))
+	if got := after["journal_batch_size_bucket"]; got != 105+105+104+45 {
+		t.Errorf("buckets summed under the bare name: %v", got)
+	}
+	for _, c := range []struct {
+		name string
+		q    float64
+		want float64
+	}{
+		{"journal_batch_size_bucket", 0.5, 2}, {"journal_batch_size_bucket", 0.99, 2}, {"journal_batch_size_bucket", 1, 4},
+		{"journal_batch_seconds_bucket", 0.5, 0.001}, {"journal_batch_seconds_bucket", 0.99, 0.002},
+	} {
+		if got := bucketQuantile(before, after, c.name, c.q); got != c.want {
+			t.Errorf("%s q%.2f = %v, want %v", c.name, c.q, got, c.want)
+		}
+	}
+	if got := bucketQuantile(after, after, "journal_batch_size_bucket", 0.5); got != 0 {
+		t.Errorf("no batches: %v, want 0", got)
+	}
+}

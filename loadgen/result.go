@@ -235,6 +235,10 @@ func FormatUsage(u *Usage) string {
 	if u.JournalEvents > 0 {
 		parts = append(parts, fmt.Sprintf("journal %s events in %s batches (mean %.1f rows, %s)",
 			groupInt(u.JournalEvents), groupInt(u.JournalBatches), u.MeanBatch, FormatMs(u.MeanBatchMs)))
+		if u.BatchRowsP50 > 0 && u.BatchMsP50 > 0 {
+			parts = append(parts, fmt.Sprintf("batch rows p50 ≤ %g p99 ≤ %g, batch time p50 ≤ %s p99 ≤ %s",
+				u.BatchRowsP50, u.BatchRowsP99, FormatMs(u.BatchMsP50), FormatMs(u.BatchMsP99)))
+		}
 	}
 	core := func(name string, v float64) {
 		if v >= 0 {

@@ -136,8 +136,30 @@ func ParseMetrics(body []byte) map[string]float64 {
 			continue
 		}
 		out[string(name)] += v
+		if le, ok := bucketBound(line, name); ok {
+			out[string(name)+"{le="+le+"}"] += v
+		}
 	}
 	return out
+}
+
+// bucketBound returns the le label of a histogram bucket sample whose
+// distribution the usage report prints (the journal's batches), so those
+// buckets are kept apart: name{le=<bound>}.
+func bucketBound(line, name []byte) (string, bool) {
+	if !bytes.HasPrefix(name, []byte("journal_batch_")) || !bytes.HasSuffix(name, []byte("_bucket")) {
+		return "", false
+	}
+	i := bytes.Index(line, []byte(`le="`))
+	if i < 0 {
+		return "", false
+	}
+	rest := line[i+4:]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", false
+	}
+	return string(rest[:j]), true
 }
 
 // PreflightTokens refuses at once, with a message that says what to do,

@@ -1,8 +1,11 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +24,13 @@ type Usage struct {
 	JournalBatches int64   `json:"journalBatches,omitempty"`
 	MeanBatch      float64 `json:"meanBatch,omitempty"`
 	MeanBatchMs    float64 `json:"meanBatchMs,omitempty"`
+	// Batch distributions, from the server's histograms: the upper bound of
+	// the bucket that holds the 50th and 99th percentile of rows per batch
+	// and of a batch's write time, commit included (0: unknown).
+	BatchRowsP50 float64 `json:"batchRowsP50,omitempty"`
+	BatchRowsP99 float64 `json:"batchRowsP99,omitempty"`
+	BatchMsP50   float64 `json:"batchMsP50,omitempty"`
+	BatchMsP99   float64 `json:"batchMsP99,omitempty"`
 	// Cores busy on average: the server process, the generator process,
 	// the PostgreSQL server (its postmaster and backends; -1: unknown),
 	// and the machine as a whole, everyone's work included.
@@ -87,6 +97,10 @@ func UsageBetween(a, b UsageSample) *Usage {
 			}
 		}
 	}
+	u.BatchRowsP50 = bucketQuantile(a.metrics, b.metrics, "journal_batch_size_bucket", 0.50)
+	u.BatchRowsP99 = bucketQuantile(a.metrics, b.metrics, "journal_batch_size_bucket", 0.99)
+	u.BatchMsP50 = bucketQuantile(a.metrics, b.metrics, "journal_batch_seconds_bucket", 0.50) * 1000
+	u.BatchMsP99 = bucketQuantile(a.metrics, b.metrics, "journal_batch_seconds_bucket", 0.99) * 1000
 	if cpu, ok := d("process_cpu_seconds_total"); ok {
 		u.ServerCores = cpu / secs
 	}
@@ -194,4 +208,39 @@ func parsePidStat(stat string) (comm string, ppid int, ticks float64, ok bool) {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return comm, ppid, ut + st, true
+}
+
+// bucketQuantile is the upper bound of the histogram bucket of name (kept
+// by ParseMetrics as name{le=<bound>}) that holds quantile q of the
+// observations made between samples a and b; 0 when there were none, or
+// when q falls in the +Inf bucket.
+func bucketQuantile(a, b map[string]float64, name string, q float64) float64 {
+	type bucket struct{ le, count float64 }
+	var bs []bucket
+	prefix := name + "{le="
+	for k, y := range b {
+		bound, ok := strings.CutPrefix(k, prefix)
+		if !ok {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(bound, "}"), 64)
+		if err != nil {
+			continue
+		}
+		bs = append(bs, bucket{le: le, count: y - a[k]})
+	}
+	slices.SortFunc(bs, func(x, y bucket) int { return cmp.Compare(x.le, y.le) })
+	if len(bs) == 0 || bs[len(bs)-1].count <= 0 {
+		return 0
+	}
+	want := q * bs[len(bs)-1].count // buckets are cumulative; the last is +Inf
+	for _, bk := range bs {
+		if bk.count >= want {
+			if math.IsInf(bk.le, 1) {
+				return 0
+			}
+			return bk.le
+		}
+	}
+	return 0
 }
