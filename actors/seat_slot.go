@@ -18,6 +18,12 @@ import (
 type pendingSlot struct {
 	seq    int64      // the hold event's sequence number
 	caller *actor.PID // nil for a hold sent without a reply address
+	// recovered marks a hold this incarnation recovered from the journal
+	// and asks the wallet about again (reconfirmSlots): in doubt, it is
+	// kept and asked about later, since it may have been acknowledged.
+	recovered bool
+	backoff   time.Duration
+	deferred  []deferredMsg // reads (and, if recovered, commands) held back
 }
 
 // takeSlot asks the user's wallet for one of the user's hold slots while
@@ -29,7 +35,12 @@ type pendingSlot struct {
 // Only holds that won their seat reach the wallet: a refused hold (the
 // seat is taken, the date's limit is reached) costs no wallet write.
 func (a *seatActor) takeSlot(r *messages.Reservation, caller *actor.PID) {
-	a.slots[r.Id] = &pendingSlot{seq: a.j.Applied(), caller: caller}
+	a.askSlot(r, &pendingSlot{seq: a.j.Applied(), caller: caller})
+}
+
+// askSlot sends the TakeHoldSlot of a pending slot.
+func (a *seatActor) askSlot(r *messages.Reservation, p *pendingSlot) {
+	a.slots[r.Id] = p
 	cmd := &messages.TakeHoldSlot{UserId: r.UserId, ReservationId: r.Id, ExpiresAtMs: r.ExpiresAtMs}
 	router, timeout, post := a.cfg.Router, a.cfg.DebitTimeout, a.j.Post()
 	go func() {
@@ -51,6 +62,11 @@ func (a *seatActor) onSlot(id int64, reply proto.Message, err error) {
 		return
 	}
 	delete(a.slots, id)
+	defer func() {
+		if a.slots[id] != p {
+			a.serveDeferred(p, nil)
+		}
+	}()
 	var rej *messages.Rejection
 	if wr, ok := reply.(*messages.WalletResult); ok && err == nil {
 		rej = wr.GetRejection()
@@ -59,6 +75,10 @@ func (a *seatActor) onSlot(id int64, reply proto.Message, err error) {
 		rej = nil
 	}
 	r := a.state.reservations[id]
+	if p.recovered {
+		a.onRecoveredSlot(r, p, err == nil && rej == nil, rej != nil && rej.GetCode() != messages.CodeStoreUnavailable)
+		return
+	}
 	switch {
 	case err == nil && rej == nil:
 		a.j.ReplyAt(p.seq, p.caller, a.result(r))
@@ -73,6 +93,68 @@ func (a *seatActor) onSlot(id int64, reply proto.Message, err error) {
 		a.undoHold(r, false)
 	}
 	a.j.ReplyTo(p.caller, rej)
+}
+
+// reconfirmSlots asks the wallet again for the slot of every unpaid hold
+// this incarnation recovered. A hold's event is written at the same time as
+// its slot is asked for, so a crash or a failed write can leave a durable
+// hold whose slot was never taken or was refused, and whose cancellation
+// was never written: kept, it would let its user hold more seats than the
+// limit. Taking a slot is idempotent (a hold that has its slot is answered
+// at once, with no write); a refused slot cancels the hold, one in doubt is
+// asked about again later. Until the wallet answers, commands and reads of
+// the hold wait (confirming); while it is in doubt they are refused
+// STORE_UNAVAILABLE.
+func (a *seatActor) reconfirmSlots() {
+	if a.cfg.Router == nil {
+		return
+	}
+	for _, id := range a.state.sortedIDs(a.state.live) {
+		r := a.state.reservations[id]
+		if r == nil || r.Paying || r.Status != messages.ReservationStatus_RESERVATION_HELD {
+			continue
+		}
+		if _, pending := a.slots[id]; pending {
+			continue
+		}
+		a.askSlot(r, &pendingSlot{seq: a.j.Applied(), recovered: true})
+	}
+}
+
+// onRecoveredSlot ends the wait of a recovered hold for its slot: taken,
+// the hold stands; refused, it is cancelled (unless its time ran out: then
+// it expires as any other); in doubt, the wallet is asked again after a
+// backoff while the hold lives.
+func (a *seatActor) onRecoveredSlot(r *messages.Reservation, p *pendingSlot, taken, refused bool) {
+	if r == nil || r.Status != messages.ReservationStatus_RESERVATION_HELD || r.Paying {
+		return
+	}
+	now := a.cfg.Now()
+	switch {
+	case taken:
+	case refused:
+		if !isDue(r, now.UnixMilli()) {
+			a.log.Warn("recovered hold has no slot; cancelling it", "reservation", r.Id)
+			a.undoHold(r, false)
+		}
+	default:
+		p.backoff = min(max(2*p.backoff, seatRetryMin), seatRetryMax)
+		a.slots[r.Id] = p
+		a.serveDeferred(p, messages.Reject(messages.CodeStoreUnavailable,
+			"reservation %d cannot be confirmed now; retry shortly", r.Id))
+		id := r.Id
+		a.j.After(p.backoff, func() {
+			if a.slots[id] != p {
+				return
+			}
+			if r := a.state.held(id); r != nil && !r.Paying {
+				a.askSlot(r, p)
+				return
+			}
+			delete(a.slots, id)
+			a.serveDeferred(p, nil)
+		})
+	}
 }
 
 // undoHold cancels a hold whose slot was refused or is in doubt, releasing
@@ -92,14 +174,51 @@ func (a *seatActor) undoHold(r *messages.Reservation, releaseSlot bool) {
 }
 
 // confirming refuses a command on a reservation whose hold still waits for
-// its slot: its holder has not been told it exists yet.
+// its slot: its holder has not been told it exists yet. A read of such a
+// hold, and any command on a hold recovered from the journal whose slot
+// is being asked about again (reconfirmSlots), waits instead for the
+// wallet's answer and is then served as if it arrived then: a hold the
+// wallet refuses is never shown as held.
 func (a *seatActor) confirming(ctx actor.Context, id int64) bool {
-	if _, ok := a.slots[id]; !ok {
+	p, ok := a.slots[id]
+	if !ok {
 		return false
+	}
+	if _, read := ctx.Message().(*messages.GetReservation); (read || p.recovered) && ctx.Sender() != nil && ctx.Self() != nil {
+		p.deferred = append(p.deferred, deferredMsg{msg: ctx.Message(), sender: ctx.Sender()})
+		a.self = ctx.Self()
+		return true
 	}
 	// At once: the refusal claims nothing about durable state.
 	a.j.Refuse(ctx, messages.Reject(messages.CodeStoreUnavailable, "reservation %d is being confirmed; retry shortly", id))
 	return true
+}
+
+// deferredMsg is a message held back by confirming.
+type deferredMsg struct {
+	msg    any
+	sender *actor.PID
+}
+
+// serveDeferred hands the messages held back for a pending slot back to the
+// actor (behind those already queued), or, when unavailable is set, refuses
+// them STORE_UNAVAILABLE.
+func (a *seatActor) serveDeferred(p *pendingSlot, unavailable *messages.Rejection) {
+	for _, d := range p.deferred {
+		if unavailable != nil || a.self == nil {
+			a.root.Send(d.sender, unavailableOr(unavailable))
+			continue
+		}
+		a.root.RequestWithCustomSender(a.self, d.msg, d.sender)
+	}
+	p.deferred = nil
+}
+
+func unavailableOr(rej *messages.Rejection) *messages.Rejection {
+	if rej != nil {
+		return rej
+	}
+	return messages.Reject(messages.CodeStoreUnavailable, "the reservation is being confirmed; retry shortly")
 }
 
 // abandonSlots tells the callers still waiting for a slot, when the
@@ -107,6 +226,8 @@ func (a *seatActor) confirming(ctx actor.Context, id int64) bool {
 // meanwhile stays until the hold's expiry: the limit errs on the safe side.
 func (a *seatActor) abandonSlots() {
 	for id, p := range a.slots {
+		a.serveDeferred(p, messages.Reject(messages.CodeStoreUnavailable,
+			"seat/%d stopped while confirming reservation %d; retry", a.optionID, id))
 		if p.caller != nil {
 			a.root.Send(p.caller, messages.Reject(messages.CodeStoreUnavailable,
 				"seat/%d stopped while confirming reservation %d; retry", a.optionID, id))
