@@ -301,6 +301,9 @@ func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
 	if !a.ready(ctx, now) {
 		return
 	}
+	if a.behindPendingHold(ctx, c.GetSeatId()) {
+		return // decided once the seat's tentative hold is
+	}
 	ev, rej := decideHold(a.state, a.cat, c, now, a.cfg.HoldTTL, a.cfg.HoldLimit)
 	if rej != nil {
 		a.j.Reply(ctx, rej)
@@ -421,7 +424,7 @@ func (a *seatActor) availability(ctx actor.Context) {
 	if !a.ready(ctx, a.cfg.Now()) {
 		return
 	}
-	a.j.Reply(ctx, &messages.SeatAvailability{FreeSeatIds: freeSeats(a.state, a.cat)})
+	a.j.Reply(ctx, &messages.SeatAvailability{FreeSeatIds: a.withTentative(freeSeats(a.state, a.cat))})
 }
 
 // expire persists HoldExpired events and releases their wallet slots. If

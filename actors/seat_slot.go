@@ -194,6 +194,58 @@ func (a *seatActor) confirming(ctx actor.Context, id int64) bool {
 	return true
 }
 
+// behindPendingHold defers a hold of a seat whose hold waits for its slot
+// (not one recovered: that one may have been acknowledged): the waiting
+// hold may yet be refused, and a refused hold never happened, so nobody may
+// be turned away on its account. The hold is decided once the wallet
+// answered.
+func (a *seatActor) behindPendingHold(ctx actor.Context, seatID int64) bool {
+	rid, held := a.state.holder[seatID]
+	if !held {
+		return false
+	}
+	p, ok := a.slots[rid]
+	if !ok || p.recovered || ctx.Sender() == nil || ctx.Self() == nil {
+		return false
+	}
+	p.deferred = append(p.deferred, deferredMsg{msg: ctx.Message(), sender: ctx.Sender()})
+	a.self = ctx.Self()
+	return true
+}
+
+// withTentative adds to free (seat ids by seat number) the seats whose
+// only hold still waits for its slot: until the wallet grants it, that hold
+// has not happened (a reader seeing the seat free is linearized before it).
+func (a *seatActor) withTentative(free []int64) []int64 {
+	var extra map[int64]bool
+	for rid, p := range a.slots {
+		if p.recovered {
+			continue
+		}
+		if r := a.state.held(rid); r != nil && a.state.holder[r.SeatId] == rid {
+			if extra == nil {
+				extra = map[int64]bool{}
+			}
+			extra[r.SeatId] = true
+		}
+	}
+	if extra == nil || a.cat == nil {
+		return free
+	}
+	out := make([]int64, 0, len(free)+len(extra))
+	i := 0
+	for _, id := range a.cat.order {
+		switch {
+		case i < len(free) && free[i] == id:
+			out = append(out, id)
+			i++
+		case extra[id]:
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // deferredMsg is a message held back by confirming.
 type deferredMsg struct {
 	msg    any

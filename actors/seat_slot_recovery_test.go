@@ -105,3 +105,44 @@ func TestHoldWithoutSlotDoesNotSurviveARestart(t *testing.T) {
 		t.Fatalf("the acknowledged hold is %v after the restart, want HELD", r.Status)
 	}
 }
+
+// TestHoldRefusedForTheLimitNeverTurnsAwayAnotherFan: user 1, at the
+// cross-date limit, asks for seat 2 and is refused HOLD_LIMIT: its hold
+// never happened. Another fan asking for seat 2 while the wallet weighs
+// user 1's slot must not be refused SEAT_UNAVAILABLE on account of it —
+// nobody ever held seat 2 — and a read of the free seats meanwhile must
+// not show seat 2 taken. (Linearizably, a refused hold changes nothing.)
+func TestHoldRefusedForTheLimitNeverTurnsAwayAnotherFan(t *testing.T) {
+	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour})
+	h.walletLimit = 1
+	h.walletJ = actortest.NewMemJournal()
+	h.start()
+	if _, err := h.hold(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The wallet of user 1 is busy: a debit waits at the gate, so the slot
+	// request of the next hold queues behind it.
+	open := h.closeGate()
+	go func() {
+		_, _ = h.request("wallet", 1, &messages.DebitPayment{UserId: 1, ReservationId: ReservationID(99, 1), Amount: 1})
+	}()
+	actortest.Eventually(t, 5*time.Second, func() bool { return h.gated.Load() == 1 }, "the debit to wait at the gate")
+
+	first := make(chan error, 1)
+	go func() { _, err := h.hold(1, 2); first <- err }()
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		return countEvents[*messages.SeatHeld](t, h.seatJ, seatActorID) == 2
+	}, "user 1's second hold to be written")
+
+	if !h.isFree(2) {
+		t.Error("seat 2 reads taken while its only hold waits for a slot it will be refused")
+	}
+	second := make(chan error, 1)
+	go func() { _, err := h.hold(2, 2); second <- err }()
+	time.Sleep(100 * time.Millisecond) // let the other fan's hold reach the seat actor
+	open()
+	wantCode(t, <-first, messages.CodeHoldLimit)
+	if err := <-second; err != nil {
+		t.Fatalf("another fan's hold of seat 2: %v; but no hold of seat 2 was ever granted", err)
+	}
+}
