@@ -159,13 +159,33 @@ func (a *seatActor) onRecoveredSlot(r *messages.Reservation, p *pendingSlot, tak
 
 // undoHold cancels a hold whose slot was refused or is in doubt, releasing
 // the slot too when it may have been taken. If the cancellation cannot be
-// stored now, the hold still ends at its expiry, like any other.
+// queued now (the node's write admission is full), the hold stays
+// tentative — other holds of its seat wait, reads show it free or wait —
+// and the cancellation is tried again shortly: left HELD until its expiry,
+// it would keep the seat from everyone and its user above the limit.
 func (a *seatActor) undoHold(r *messages.Reservation, releaseSlot bool) {
 	if r == nil || r.Status != messages.ReservationStatus_RESERVATION_HELD || r.Paying {
 		return
 	}
 	if rej := a.j.Persist(&messages.HoldCancelled{ReservationId: r.Id, AtMs: a.cfg.Now().UnixMilli()}); rej != nil {
-		a.log.Warn("hold with a refused slot not cancelled; it will expire", "reservation", r.Id, "reason", rej.GetMessage())
+		a.log.Warn("hold with a refused slot not cancelled yet; retrying", "reservation", r.Id, "reason", rej.GetMessage())
+		id, p := r.Id, &pendingSlot{seq: a.j.Applied()}
+		if old := a.slots[id]; old != nil {
+			p.deferred = old.deferred
+		}
+		a.slots[id] = p
+		a.j.After(seatRetryMin, func() {
+			if a.slots[id] != p {
+				return
+			}
+			delete(a.slots, id)
+			a.undoHold(a.state.reservations[id], releaseSlot)
+			if a.slots[id] != p && a.slots[id] != nil {
+				a.slots[id].deferred = append(a.slots[id].deferred, p.deferred...)
+				return
+			}
+			a.serveDeferred(p, nil)
+		})
 		return
 	}
 	if releaseSlot {

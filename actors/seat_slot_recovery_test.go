@@ -146,3 +146,51 @@ func TestHoldRefusedForTheLimitNeverTurnsAwayAnotherFan(t *testing.T) {
 		t.Fatalf("another fan's hold of seat 2: %v; but no hold of seat 2 was ever granted", err)
 	}
 }
+
+// TestRefusedSlotHoldCancelledDespiteOverload: the node is at its write
+// admission limit when the wallet refuses a hold's slot, so the hold's
+// cancellation cannot be queued at once. The caller hears HOLD_LIMIT; the
+// hold must still end soon — not stay HELD until its expiry, keeping the
+// seat from everyone and its user above the limit.
+func TestRefusedSlotHoldCancelledDespiteOverload(t *testing.T) {
+	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: NewAdmission(1)})
+	h.walletLimit = 1
+	h.walletJ = actortest.NewMemJournal()
+	h.catalog.add(8, stConcert, 5)
+	h.start()
+	first, err := h.hold(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := h.closeGate() // user 1's wallet busy with a debit
+	go func() {
+		_, _ = h.request("wallet", 1, &messages.DebitPayment{UserId: 1, ReservationId: ReservationID(99, 1), Amount: 1})
+	}()
+	actortest.Eventually(t, 5*time.Second, func() bool { return h.gated.Load() == 1 }, "the debit to wait at the gate")
+	refused := make(chan error, 1)
+	go func() { _, err := h.hold(1, 2); refused <- err }()
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		return countEvents[*messages.SeatHeld](t, h.seatJ, seatActorID) == 2
+	}, "user 1's second hold to be written")
+	time.Sleep(50 * time.Millisecond) // its completion frees the admission permit
+
+	// Another date's write takes the node's only admission permit.
+	h.seatJ.HoldCompletions()
+	other := make(chan error, 1)
+	go func() { _, err := h.request("seat", 8, &messages.HoldSeat{UserId: 2, SeatId: 8001}); other <- err }()
+	actortest.Eventually(t, 5*time.Second, func() bool { return h.seatJ.HeldCompletions() == 1 }, "the other date's write to be in flight")
+	open()
+	wantCode(t, <-refused, messages.CodeHoldLimit)
+	h.seatJ.ReleaseCompletions()
+	if err := <-other; err != nil {
+		t.Fatal(err)
+	}
+	second := stRid(2)
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		r, err := h.get(second)
+		return err == nil && r.Status != messages.ReservationStatus_RESERVATION_HELD && h.isFree(2)
+	}, "the hold refused HOLD_LIMIT to end and free seat 2")
+	if n := userHeld(h, 1, first.Id, second); n > 1 {
+		t.Fatalf("user 1 holds %d seats, limit 1", n)
+	}
+}
