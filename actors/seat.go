@@ -144,6 +144,7 @@ type seatActor struct {
 	log       *slog.Logger
 
 	root *actor.RootContext
+	self *actor.PID // set when a message is deferred (confirming)
 
 	expiry   *time.Timer               // fires at the earliest hold deadline
 	expiryAt int64                     // the deadline expiry is armed for (ms)
@@ -215,6 +216,7 @@ func (a *seatActor) started() {
 		a.log.Info("re-driving a payment in flight", "reservation", id)
 		a.debit(id)
 	}
+	a.reconfirmSlots()
 }
 
 // stopped cancels the timers and tells the callers waiting for a payment
@@ -299,6 +301,9 @@ func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
 	if !a.ready(ctx, now) {
 		return
 	}
+	if a.behindPendingHold(ctx, c.GetSeatId()) {
+		return // decided once the seat's tentative hold is
+	}
 	ev, rej := decideHold(a.state, a.cat, c, now, a.cfg.HoldTTL, a.cfg.HoldLimit)
 	if rej != nil {
 		a.j.Reply(ctx, rej)
@@ -319,6 +324,9 @@ func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
 func (a *seatActor) get(ctx actor.Context, c *messages.GetReservation) {
 	if !a.ready(ctx, a.cfg.Now()) {
 		return
+	}
+	if a.confirming(ctx, c.GetReservationId()) {
+		return // served once the wallet answered for the hold's slot
 	}
 	r := a.state.reservations[c.GetReservationId()]
 	if r == nil {
@@ -416,7 +424,7 @@ func (a *seatActor) availability(ctx actor.Context) {
 	if !a.ready(ctx, a.cfg.Now()) {
 		return
 	}
-	a.j.Reply(ctx, &messages.SeatAvailability{FreeSeatIds: freeSeats(a.state, a.cat)})
+	a.j.Reply(ctx, &messages.SeatAvailability{FreeSeatIds: a.withTentative(freeSeats(a.state, a.cat))})
 }
 
 // expire persists HoldExpired events and releases their wallet slots. If
