@@ -35,6 +35,7 @@ func run() error {
 		return err
 	}
 	logger := newLogger(cfg.LogLevel)
+	tuneGC(os.LookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
