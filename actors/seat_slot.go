@@ -87,12 +87,11 @@ func (a *seatActor) onSlot(id int64, reply proto.Message, err error) {
 		a.log.Warn("hold slot in doubt; cancelling the hold", "reservation", id, "err", err)
 		rej = messages.Reject(messages.CodeStoreUnavailable,
 			"the hold of reservation %d could not be confirmed; retry shortly", id)
-		a.undoHold(r, true)
+		a.undoHold(r, true, p.caller, rej)
 	default:
 		rej = proto.Clone(rej).(*messages.Rejection)
-		a.undoHold(r, false)
+		a.undoHold(r, false, p.caller, rej)
 	}
-	a.j.ReplyTo(p.caller, rej)
 }
 
 // reconfirmSlots asks the wallet again for the slot of every unpaid hold
@@ -135,7 +134,7 @@ func (a *seatActor) onRecoveredSlot(r *messages.Reservation, p *pendingSlot, tak
 	case refused:
 		if !isDue(r, now.UnixMilli()) {
 			a.log.Warn("recovered hold has no slot; cancelling it", "reservation", r.Id)
-			a.undoHold(r, false)
+			a.undoHold(r, false, nil, nil)
 		}
 	default:
 		p.backoff = min(max(2*p.backoff, seatRetryMin), seatRetryMax)
@@ -163,12 +162,24 @@ func (a *seatActor) onRecoveredSlot(r *messages.Reservation, p *pendingSlot, tak
 // tentative — other holds of its seat wait, reads show it free or wait —
 // and the cancellation is tried again shortly: left HELD until its expiry,
 // it would keep the seat from everyone and its user above the limit.
-func (a *seatActor) undoHold(r *messages.Reservation, releaseSlot bool) {
+//
+// caller (if any) hears refusal only once the cancellation is queued (and
+// so after it is durable); if it cannot be queued, the caller hears
+// STORE_UNAVAILABLE at once: the hold is still in the journal, and a crash
+// before its cancellation is written lets the recovered seat actor take a
+// slot freed meanwhile and keep the hold — a refusal (HOLD_LIMIT) would
+// then be contradicted by a hold that stands.
+func (a *seatActor) undoHold(r *messages.Reservation, releaseSlot bool, caller *actor.PID, refusal *messages.Rejection) {
 	if r == nil || r.Status != messages.ReservationStatus_RESERVATION_HELD || r.Paying {
+		a.j.ReplyTo(caller, refusal)
 		return
 	}
 	if rej := a.j.Persist(&messages.HoldCancelled{ReservationId: r.Id, AtMs: a.cfg.Now().UnixMilli()}); rej != nil {
 		a.log.Warn("hold with a refused slot not cancelled yet; retrying", "reservation", r.Id, "reason", rej.GetMessage())
+		if caller != nil {
+			a.j.ReplyTo(caller, messages.Reject(messages.CodeStoreUnavailable,
+				"the hold of reservation %d could not be settled now; retry shortly", r.Id))
+		}
 		id, p := r.Id, &pendingSlot{seq: a.j.Applied()}
 		if old := a.slots[id]; old != nil {
 			p.deferred = old.deferred
@@ -179,7 +190,7 @@ func (a *seatActor) undoHold(r *messages.Reservation, releaseSlot bool) {
 				return
 			}
 			delete(a.slots, id)
-			a.undoHold(a.state.reservations[id], releaseSlot)
+			a.undoHold(a.state.reservations[id], releaseSlot, nil, nil)
 			if a.slots[id] != p && a.slots[id] != nil {
 				a.slots[id].deferred = append(a.slots[id].deferred, p.deferred...)
 				return
@@ -191,6 +202,7 @@ func (a *seatActor) undoHold(r *messages.Reservation, releaseSlot bool) {
 	if releaseSlot {
 		a.releaseSlot(r)
 	}
+	a.j.ReplyTo(caller, refusal)
 }
 
 // confirming refuses a command on a reservation whose hold still waits for

@@ -62,7 +62,10 @@ func (s *Service) Pay(ctx context.Context, token string, reservationID, amount i
 	if err != nil {
 		return Receipt{}, err
 	}
-	if chk.Status == messages.TokenStatus_TOKEN_ACTIVE {
+	// A keyed retry of a recorded payment changes nothing: the token it
+	// carries may be the user's new one, issued after the first payment
+	// expired the old (as before the retry was answered by the seat).
+	if !retry && chk.Status == messages.TokenStatus_TOKEN_ACTIVE {
 		s.settle(ctx, func(ctx context.Context) { s.expireToken(ctx, token) })
 	}
 	return Receipt{
