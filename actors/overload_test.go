@@ -52,11 +52,14 @@ func TestOverloadRefusesWithoutBreaking(t *testing.T) {
 	var started atomic.Int64
 	adm := NewAdmission(1)
 	local := admittedCounters(t, j, adm, &started)
-	// Warm both actors up (recovered, idle).
+	// Warm both actors up (recovered, idle). A permit is given back just
+	// after the last reply is sent: wait for each, or the next write could
+	// find the journal full.
 	for _, id := range []string{"a", "b"} {
 		if _, err := addTo(local, id, 0); err != nil {
 			t.Fatal(err)
 		}
+		actortest.Eventually(t, 5*time.Second, func() bool { return adm.InUse() == 0 }, "the warm-up's permit released")
 	}
 	// a's write holds the only slot until its completion is released (not
 	// for a fixed time, which a busy machine could outlast).

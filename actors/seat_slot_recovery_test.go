@@ -153,7 +153,8 @@ func TestHoldRefusedForTheLimitNeverTurnsAwayAnotherFan(t *testing.T) {
 // (not yet HOLD_LIMIT: the hold is not undone); the hold must still end soon — not stay HELD until its expiry, keeping the
 // seat from everyone and its user above the limit.
 func TestRefusedSlotHoldCancelledDespiteOverload(t *testing.T) {
-	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: NewAdmission(1)})
+	adm := NewAdmission(1)
+	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: adm})
 	h.walletLimit = 1
 	h.walletJ = actortest.NewMemJournal()
 	h.catalog.add(8, stConcert, 5)
@@ -172,7 +173,8 @@ func TestRefusedSlotHoldCancelledDespiteOverload(t *testing.T) {
 	actortest.Eventually(t, 5*time.Second, func() bool {
 		return countEvents[*messages.SeatHeld](t, h.seatJ, seatActorID) == 2
 	}, "user 1's second hold to be written")
-	time.Sleep(50 * time.Millisecond) // its completion frees the admission permit
+	// Its completion frees the admission permit (just after its last reply).
+	actortest.Eventually(t, 5*time.Second, func() bool { return adm.InUse() == 0 }, "the hold's permit released")
 
 	// Another date's write takes the node's only admission permit.
 	h.seatJ.HoldCompletions()

@@ -34,7 +34,8 @@ func seatReservationOf(t *testing.T, res proto.Message, err error) *messages.Res
 // the client was told it never happened, it does not even know its id, and
 // seat 2 would be taken from everyone until the hold's expiry.
 func TestHoldRefusedLimitNotHeldAfterRestart(t *testing.T) {
-	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: NewAdmission(1)})
+	adm := NewAdmission(1)
+	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: adm})
 	h.walletLimit = 1
 	h.walletJ = actortest.NewMemJournal()
 	h.catalog.add(8, stConcert, 5)
@@ -52,7 +53,8 @@ func TestHoldRefusedLimitNotHeldAfterRestart(t *testing.T) {
 	actortest.Eventually(t, 5*time.Second, func() bool {
 		return countEvents[*messages.SeatHeld](t, h.seatJ, seatActorID) == 1
 	}, "user 1's hold of seat 2 to be written")
-	time.Sleep(50 * time.Millisecond) // its completion frees the admission permit
+	// Its completion frees the admission permit (just after its last reply).
+	actortest.Eventually(t, 5*time.Second, func() bool { return adm.InUse() == 0 }, "the hold's permit released")
 
 	// Another write takes the node's only admission permit.
 	h.seatJ.HoldCompletions()
