@@ -41,7 +41,7 @@ type JournaledOptions struct {
 	Journal       Journal       // where events and snapshots go
 	Model         Model         // the actor's domain state
 	SnapshotEvery int           // events between snapshots; ≤0 means never
-	IdleTTL       time.Duration // passivate after this long without messages; 0 = never
+	IdleTTL       time.Duration // passivate after this long (up to twice) without messages; 0 = never
 	// CanPassivate, if set, vetoes passivation (e.g. while timers are armed).
 	// An actor whose model has a reminder (Reminding) never passivates while
 	// NextDue reports open work, whatever CanPassivate says.
@@ -90,6 +90,8 @@ type Journaled struct {
 	stats         JournaledStats
 	observer      JournalObserver // opt.Journal, if it observes (metrics.go)
 	fence         readFence       // holds messages until sure (readfence.go)
+	activity      uint64          // messages handled, for the idle check
+	idleTimer     *time.Timer     // the pending idle check (armIdle)
 }
 
 // JournaledStats counts what an incarnation did, for tests and diagnostics.
@@ -222,9 +224,7 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 			j.breakDown(err)
 			return true
 		}
-		if j.opt.IdleTTL > 0 {
-			ctx.SetReceiveTimeout(j.opt.IdleTTL)
-		}
+		j.armIdle()
 		return false
 	case *envelope:
 		if msg.inc != j.incarnation {
@@ -235,15 +235,6 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 			msg.fn()
 		}
 		return true
-	case *actor.ReceiveTimeout:
-		if j.idle() && !j.askedLeave && !j.hasOpenWork() && (j.opt.CanPassivate == nil || j.opt.CanPassivate()) {
-			j.leaveSelf()
-		} else if j.opt.IdleTTL > 0 {
-			// Proto.Actor cancels the receive timeout when it fires: arm it
-			// again, or a vetoed actor would never passivate later.
-			ctx.SetReceiveTimeout(j.opt.IdleTTL)
-		}
-		return true
 	case *cluster.LeaveGranted:
 		if j.broken == nil && (j.hasOpenWork() || (j.opt.CanPassivate != nil && !j.opt.CanPassivate())) {
 			// Work arrived between asking to leave and the grant: stay, so
@@ -252,6 +243,7 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 				ctx.Request(j.manager, &cluster.Stay{})
 			}
 			j.askedLeave = false
+			j.armIdle()
 			return true
 		}
 		j.leaving = true
@@ -269,6 +261,9 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		j.waiting = nil
 		j.releasePermit()
 		j.fenceRelease(nil)
+		if j.idleTimer != nil {
+			j.idleTimer.Stop()
+		}
 		return false
 	case actor.SystemMessage, actor.AutoReceiveMessage:
 		return false
@@ -284,12 +279,38 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 		}
 		return true
 	}
+	j.activity++
 	if _, ok := ctx.Message().(*messages.Wake); ok {
 		j.onWake()
 		j.Reply(ctx, &messages.Wake{})
 		return true
 	}
 	return j.fenceHold(ctx)
+}
+
+// armIdle starts the idle check (IdleTTL > 0): the actor passivates once a
+// whole IdleTTL passed without a message while it was idle, so between one
+// and two IdleTTLs after its last message. It is the actor's own timer,
+// delivered through its mailbox, rather than Proto.Actor's receive timeout,
+// whose timer goroutine writes the actor context's fields while the actor
+// runs (a data race the race detector reports) and which stops and re-arms
+// a timer on every message.
+func (j *Journaled) armIdle() {
+	if j.opt.IdleTTL <= 0 {
+		return
+	}
+	if j.idleTimer != nil {
+		j.idleTimer.Stop()
+	}
+	seen := j.activity
+	j.idleTimer = j.After(j.opt.IdleTTL, func() {
+		j.idleTimer = nil
+		if j.activity == seen && j.idle() && !j.askedLeave && !j.hasOpenWork() && (j.opt.CanPassivate == nil || j.opt.CanPassivate()) {
+			j.leaveSelf()
+			return
+		}
+		j.armIdle()
+	})
 }
 
 // Post returns a function that runs fn on this incarnation's goroutine

@@ -111,7 +111,7 @@ var baseSettings = []setting{
 		func(c *Config) *time.Duration { return &c.WaitIdleTTL }),
 	num("SNAPSHOT_EVERY", "snapshot-every", "500", "events an actor journals between two snapshots",
 		func(c *Config) *int { return &c.SnapshotEvery }),
-	dur("ACTOR_IDLE_TTL", "actor-idle-ttl", "2m", "an actor idle this long is passivated (stopped; recovered on next use)",
+	dur("ACTOR_IDLE_TTL", "actor-idle-ttl", "2m", "an actor idle this long (up to twice as long) is passivated (stopped; recovered on next use)",
 		func(c *Config) *time.Duration { return &c.ActorIdleTTL }),
 	dur("REQUEST_TIMEOUT", "request-timeout", "5s", "time limit for one API request",
 		func(c *Config) *time.Duration { return &c.RequestTimeout }),
