@@ -245,7 +245,7 @@ func (a *seatActor) stopped() {
 }
 
 func (a *seatActor) canPassivate() bool {
-	return len(a.state.live) == 0 && len(a.payments) == 0
+	return len(a.state.live) == 0 && len(a.payments) == 0 && len(a.slots) == 0 && len(a.releases) == 0
 }
 
 // ensureCatalog loads the option and its seats once per incarnation.

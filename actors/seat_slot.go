@@ -80,6 +80,13 @@ func (a *seatActor) onSlot(id int64, reply proto.Message, err error) {
 		return
 	}
 	switch {
+	case err == nil && rej == nil && (r == nil || r.Status != messages.ReservationStatus_RESERVATION_HELD):
+		// The hold ran out (a HOLD_TTL shorter than the wallet's answer)
+		// before its holder heard of it: the slot goes back, and the holder
+		// hears the hold expired rather than a 200 for a hold it never had.
+		a.releaseSlot(r)
+		a.j.ReplyTo(p.caller, rejectHoldExpired(id))
+		return
 	case err == nil && rej == nil:
 		a.j.ReplyAt(p.seq, p.caller, a.result(r))
 		return

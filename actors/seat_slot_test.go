@@ -184,3 +184,21 @@ func TestPaymentReleasesSlotWithTheDebit(t *testing.T) {
 		t.Fatalf("hold right after the payment: %v", err)
 	}
 }
+
+// TestHoldExpiredBeforeItsSlotIsNotGranted: with a hold time shorter than
+// the wallet's answer, the hold runs out while it waits for its slot; its
+// caller hears HOLD_EXPIRED, not a 200 for a hold it never had.
+func TestHoldExpiredBeforeItsSlotIsNotGranted(t *testing.T) {
+	h := newSeatHarness(t, SeatConfig{HoldTTL: 30 * time.Millisecond})
+	h.walletJ = actortest.NewMemJournal()
+	h.start()
+	h.walletJ.HoldCompletions()
+	done := make(chan error, 1)
+	go func() { _, err := h.hold(1, 1); done <- err }()
+	actortest.Eventually(t, 5*time.Second, func() bool { return h.walletJ.HeldCompletions() == 1 }, "the slot's write to be held")
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		return countEvents[*messages.HoldExpired](t, h.seatJ, seatActorID) == 1
+	}, "the hold to expire while it waits for its slot")
+	h.walletJ.ReleaseCompletions()
+	wantCode(t, <-done, messages.CodeHoldExpired)
+}
