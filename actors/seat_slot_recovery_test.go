@@ -120,13 +120,7 @@ func TestHoldRefusedForTheLimitNeverTurnsAwayAnotherFan(t *testing.T) {
 	if _, err := h.hold(1, 1); err != nil {
 		t.Fatal(err)
 	}
-	// The wallet of user 1 is busy: a debit waits at the gate, so the slot
-	// request of the next hold queues behind it.
-	open := h.closeGate()
-	go func() {
-		_, _ = h.request("wallet", 1, &messages.DebitPayment{UserId: 1, ReservationId: ReservationID(99, 1), Amount: 1})
-	}()
-	actortest.Eventually(t, 5*time.Second, func() bool { return h.gated.Load() == 1 }, "the debit to wait at the gate")
+	open := h.busyWallet(1)
 
 	first := make(chan error, 1)
 	go func() { _, err := h.hold(1, 2); first <- err }()
@@ -163,25 +157,7 @@ func TestRefusedSlotHoldCancelledDespiteOverload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := h.closeGate() // user 1's wallet busy with a debit
-	go func() {
-		_, _ = h.request("wallet", 1, &messages.DebitPayment{UserId: 1, ReservationId: ReservationID(99, 1), Amount: 1})
-	}()
-	actortest.Eventually(t, 5*time.Second, func() bool { return h.gated.Load() == 1 }, "the debit to wait at the gate")
-	refused := make(chan error, 1)
-	go func() { _, err := h.hold(1, 2); refused <- err }()
-	actortest.Eventually(t, 5*time.Second, func() bool {
-		return countEvents[*messages.SeatHeld](t, h.seatJ, seatActorID) == 2
-	}, "user 1's second hold to be written")
-	// Its completion frees the admission permit (just after its last reply).
-	actortest.Eventually(t, 5*time.Second, func() bool { return adm.InUse() == 0 }, "the hold's permit released")
-
-	// Another date's write takes the node's only admission permit.
-	h.seatJ.HoldCompletions()
-	other := make(chan error, 1)
-	go func() { _, err := h.request("seat", 8, &messages.HoldSeat{UserId: 2, SeatId: 8001}); other <- err }()
-	actortest.Eventually(t, 5*time.Second, func() bool { return h.seatJ.HeldCompletions() == 1 }, "the other date's write to be in flight")
-	open()
+	refused, other := refuseSlotUnderOverload(t, h, adm, 2)
 	// Not HOLD_LIMIT while the cancellation is not even queued: a crash
 	// before it is written could let the hold stand after all
 	// (TestHoldRefusedLimitNotHeldAfterRestart).
@@ -198,4 +174,42 @@ func TestRefusedSlotHoldCancelledDespiteOverload(t *testing.T) {
 	if n := userHeld(h, 1, first.Id, second); n > 1 {
 		t.Fatalf("user 1 holds %d seats, limit 1", n)
 	}
+}
+
+// busyWallet keeps user's wallet busy with a debit that waits at the gate,
+// so the slot requests of later holds queue behind it; open lets it finish.
+func (h *seatHarness) busyWallet(user int64) (open func()) {
+	h.t.Helper()
+	open = h.closeGate()
+	go func() {
+		_, _ = h.request("wallet", user, &messages.DebitPayment{UserId: user, ReservationId: ReservationID(99, 1), Amount: 1})
+	}()
+	actortest.Eventually(h.t, 5*time.Second, func() bool { return h.gated.Load() == 1 }, "the debit to wait at the gate")
+	return open
+}
+
+// refuseSlotUnderOverload makes the wallet refuse user 1's hold of seat 2
+// while the node's only admission permit is taken, so the hold's
+// cancellation cannot be queued at once. The wallet (limit 1) is kept busy
+// while the hold is written — held is the SeatHeld count once it is — and
+// its permit released; then a write on date 8 takes the permit (its
+// completion held: release it with h.seatJ.ReleaseCompletions) and the
+// wallet answers. It returns the hold's answer and the date-8 write's.
+func refuseSlotUnderOverload(t *testing.T, h *seatHarness, adm *Admission, held int) (refused, other <-chan error) {
+	t.Helper()
+	open := h.busyWallet(1)
+	hold := make(chan error, 1)
+	go func() { _, err := h.hold(1, 2); hold <- err }()
+	actortest.Eventually(t, 5*time.Second, func() bool {
+		return countEvents[*messages.SeatHeld](t, h.seatJ, seatActorID) == held
+	}, "user 1's hold of seat 2 to be written")
+	// Its completion frees the admission permit (just after its last reply).
+	actortest.Eventually(t, 5*time.Second, func() bool { return adm.InUse() == 0 }, "the hold's permit released")
+
+	h.seatJ.HoldCompletions()
+	write := make(chan error, 1)
+	go func() { _, err := h.request("seat", 8, &messages.HoldSeat{UserId: 2, SeatId: 8001}); write <- err }()
+	actortest.Eventually(t, 5*time.Second, func() bool { return h.seatJ.HeldCompletions() == 1 }, "the date-8 write to take the permit")
+	open()
+	return hold, write
 }

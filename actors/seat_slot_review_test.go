@@ -43,24 +43,7 @@ func TestHoldRefusedLimitNotHeldAfterRestart(t *testing.T) {
 	res, err := h.request("seat", 8, &messages.HoldSeat{UserId: 1, SeatId: 8002})
 	other := seatReservationOf(t, res, err)
 
-	open := h.closeGate() // user 1's wallet busy with a debit
-	go func() {
-		_, _ = h.request("wallet", 1, &messages.DebitPayment{UserId: 1, ReservationId: ReservationID(99, 1), Amount: 1})
-	}()
-	actortest.Eventually(t, 5*time.Second, func() bool { return h.gated.Load() == 1 }, "the debit to wait at the gate")
-	refused := make(chan error, 1)
-	go func() { _, err := h.hold(1, 2); refused <- err }()
-	actortest.Eventually(t, 5*time.Second, func() bool {
-		return countEvents[*messages.SeatHeld](t, h.seatJ, seatActorID) == 1
-	}, "user 1's hold of seat 2 to be written")
-	// Its completion frees the admission permit (just after its last reply).
-	actortest.Eventually(t, 5*time.Second, func() bool { return adm.InUse() == 0 }, "the hold's permit released")
-
-	// Another write takes the node's only admission permit.
-	h.seatJ.HoldCompletions()
-	go func() { _, _ = h.request("seat", 8, &messages.HoldSeat{UserId: 2, SeatId: 8001}) }()
-	actortest.Eventually(t, 5*time.Second, func() bool { return h.seatJ.HeldCompletions() == 1 }, "the other write to be in flight")
-	open()
+	refused, _ := refuseSlotUnderOverload(t, h, adm, 1)
 	// HOLD_LIMIT claims the hold never happened; STORE_UNAVAILABLE (the
 	// outcome is not settled yet) claims nothing.
 	answer := seatCode(<-refused)
