@@ -100,6 +100,23 @@ type pgOutage struct {
 
 func (f *pgOutage) Name() string { return "database outage" }
 
+// addBystander is the run's OnReady: a user outside the load, charged 1000,
+// whose wallet stays in memory so the outage's probes can read it.
+func (f *pgOutage) addBystander(ctx context.Context, base string) error {
+	st, _, b, err := call(ctx, "POST", base+"/users", `{"name":"bystander"}`)
+	var u struct{ ID int64 }
+	if err != nil || st != 201 || json.Unmarshal(b, &u) != nil {
+		return fmt.Errorf("bystander: %d %v %s", st, err, b)
+	}
+	f.bystander = u.ID
+	st, _, b, err = call(ctx, "PATCH", base+"/customers/point", fmt.Sprintf(`{"userId":%d,"chargeBalance":1000}`, u.ID))
+	if err != nil || st != 200 {
+		return fmt.Errorf("bystander charge: %d %v %s", st, err, b)
+	}
+	f.balance = 1000
+	return nil
+}
+
 func (f *pgOutage) Inject(ctx context.Context, k int, base string) error {
 	// Wake the bystander's wallet (it may have been recovered anew).
 	st, _, b, err := call(ctx, "GET", fmt.Sprintf("%s/customers/point?userId=%d", base, f.bystander), "")
@@ -167,20 +184,7 @@ func TestDatabaseOutageChaos(t *testing.T) {
 		DatabaseURL: srv.NewDatabaseURL(t),
 		// Keep the bystander's wallet in memory across the run.
 		Settings: []string{"ACTOR_IDLE_TTL=30m", "REQUEST_TIMEOUT=2s"},
-		OnReady: func(ctx context.Context, base string) error {
-			st, _, b, err := call(ctx, "POST", base+"/users", `{"name":"bystander"}`)
-			var u struct{ ID int64 }
-			if err != nil || st != 201 || json.Unmarshal(b, &u) != nil {
-				return fmt.Errorf("bystander: %d %v %s", st, err, b)
-			}
-			f.bystander = u.ID
-			st, _, b, err = call(ctx, "PATCH", base+"/customers/point", fmt.Sprintf(`{"userId":%d,"chargeBalance":1000}`, u.ID))
-			if err != nil || st != 200 {
-				return fmt.Errorf("bystander charge: %d %v %s", st, err, b)
-			}
-			f.balance = 1000
-			return nil
-		},
+		OnReady:  f.addBystander,
 	}
 	if *long {
 		cfg.Faults, cfg.Users, cfg.ClientsPerUser, cfg.Dates, cfg.SeatsPerDate = 15, 5, 3, 6, 60

@@ -2,13 +2,10 @@ package chaos_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/concert/ticketing/chaos"
-	"github.com/concert/ticketing/persistence/pgtest"
 )
 
 // TestCheckHoldLimitSeesAViolation: the checker is not blind: three holds
@@ -61,23 +58,7 @@ func TestKillChaosWithHoldLimit(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin, err := chaos.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "concertd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cfg.Bin, cfg.DatabaseURL, cfg.ServerLog = bin, pgtest.NewDatabaseURL(t), logFile
-	rep, err := chaos.Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("chaos run: %v", err)
-	}
+	rep := runInDir(ctx, t, cfg, dir)
 	t.Log("\n" + rep.Summary())
 	limited := 0
 	for _, o := range rep.Facts.Ops {

@@ -1,8 +1,6 @@
 package chaos_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"testing"
@@ -32,20 +30,7 @@ func TestDatabaseChaosWithHoldLimit(t *testing.T) {
 			Users: 3, ClientsPerUser: 3, Dates: 2, SeatsPerDate: 20, Price: 300,
 			DatabaseURL: srv.NewDatabaseURL(t),
 			Settings:    []string{"ACTOR_IDLE_TTL=30m", "REQUEST_TIMEOUT=2s", fmt.Sprintf("HOLD_LIMIT=%d", limit)},
-			OnReady: func(ctx context.Context, base string) error {
-				st, _, b, err := call(ctx, "POST", base+"/users", `{"name":"bystander"}`)
-				var u struct{ ID int64 }
-				if err != nil || st != 201 || json.Unmarshal(b, &u) != nil {
-					return fmt.Errorf("bystander: %d %v %s", st, err, b)
-				}
-				f.bystander = u.ID
-				st, _, b, err = call(ctx, "PATCH", base+"/customers/point", fmt.Sprintf(`{"userId":%d,"chargeBalance":1000}`, u.ID))
-				if err != nil || st != 200 {
-					return fmt.Errorf("bystander charge: %d %v %s", st, err, b)
-				}
-				f.balance = 1000
-				return nil
-			},
+			OnReady:     f.addBystander,
 		}
 		rep := runFaults(t, cfg)
 		for _, b := range chaos.CheckHoldLimit(rep.Facts.Ops, limit) {

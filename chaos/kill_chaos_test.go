@@ -84,24 +84,7 @@ func runKillChaos(t *testing.T, nodes, shortKills, longKills int) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin, err := chaos.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "concertd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cfg.Bin, cfg.DatabaseURL, cfg.ServerLog = bin, pgtest.NewDatabaseURL(t), logFile
-
-	rep, err := chaos.Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("chaos run: %v (server log: %s)", err, logFile.Name())
-	}
+	rep := runInDir(ctx, t, cfg, dir)
 	t.Log("\n" + rep.Summary())
 	if rep.Failed() || *outFlag != "" {
 		files, err := rep.Save(dir)
@@ -130,4 +113,29 @@ func runKillChaos(t *testing.T, nodes, shortKills, longKills int) {
 	if rep.Faults != cfg.Faults {
 		t.Fatalf("survived %d kills of %d", rep.Faults, cfg.Faults)
 	}
+}
+
+// runInDir builds concertd, runs cfg against a fresh database with the
+// server's log in dir/concertd.log, and fails the test if the run could not
+// be made.
+func runInDir(ctx context.Context, t *testing.T, cfg chaos.Config, dir string) *chaos.Report {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := chaos.Build(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "concertd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cfg.Bin, cfg.DatabaseURL, cfg.ServerLog = bin, pgtest.NewDatabaseURL(t), logFile
+	rep, err := chaos.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("chaos run: %v (server log: %s)", err, logFile.Name())
+	}
+	return rep
 }
