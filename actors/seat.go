@@ -543,8 +543,8 @@ func (a *seatActor) pay(ctx actor.Context, c *messages.PayReservation) {
 	}
 }
 
-// debit asks the wallet to take the payment, from a goroutine that pipes
-// the outcome back as a debitOutcome. The wallet's debit is idempotent by
+// debit asks the wallet to take the payment (askWallet) and handles the
+// outcome as a debitOutcome. The wallet's debit is idempotent by
 // reservation id, so repeating it after an unknown outcome is safe.
 func (a *seatActor) debit(id int64) {
 	p, r := a.payments[id], a.state.held(id)
@@ -558,17 +558,26 @@ func (a *seatActor) debit(id int64) {
 	p.inFlight = true
 	p.attempt++
 	cmd := &messages.DebitPayment{UserId: r.UserId, ReservationId: id, Amount: r.Price, IdempotencyKey: r.IdempotencyKey}
-	attempt, router, timeout, post := p.attempt, a.cfg.Router, a.cfg.DebitTimeout, a.j.Post()
+	attempt := p.attempt
+	a.askWallet(cmd.UserId, cmd, a.cfg.DebitTimeout, func(reply proto.Message, err error) {
+		a.onDebitOutcome(&debitOutcome{id: id, attempt: attempt, reply: reply, err: err})
+	})
+}
+
+// askWallet sends cmd to user's wallet from a goroutine, waiting at most
+// timeout, and runs then with the answer on this incarnation's goroutine
+// (not at all if the actor was replaced meanwhile).
+func (a *seatActor) askWallet(user int64, cmd proto.Message, timeout time.Duration, then func(proto.Message, error)) {
+	router, post := a.cfg.Router, a.j.Post()
 	go func() {
-		out := &debitOutcome{id: id, attempt: attempt}
-		if router == nil {
-			out.err = errors.New("no router to reach the wallet")
-		} else {
+		var reply proto.Message
+		err := errors.New("no router to reach the wallet")
+		if router != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			out.reply, out.err = router.Request(ctx, "wallet", strconv.FormatInt(cmd.UserId, 10), cmd)
+			reply, err = router.Request(ctx, "wallet", strconv.FormatInt(user, 10), cmd)
 			cancel()
 		}
-		post(func() { a.onDebitOutcome(out) })
+		post(func() { then(reply, err) })
 	}()
 }
 

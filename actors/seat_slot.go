@@ -1,10 +1,8 @@
 package actors
 
 import (
-	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -41,14 +39,9 @@ func (a *seatActor) takeSlot(r *messages.Reservation, caller *actor.PID) {
 // askSlot sends the TakeHoldSlot of a pending slot.
 func (a *seatActor) askSlot(r *messages.Reservation, p *pendingSlot) {
 	a.slots[r.Id] = p
-	cmd := &messages.TakeHoldSlot{UserId: r.UserId, ReservationId: r.Id, ExpiresAtMs: r.ExpiresAtMs}
-	router, timeout, post := a.cfg.Router, a.cfg.DebitTimeout, a.j.Post()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		reply, err := router.Request(ctx, "wallet", strconv.FormatInt(cmd.UserId, 10), cmd)
-		cancel()
-		post(func() { a.onSlot(cmd.ReservationId, reply, err) })
-	}()
+	id := r.Id
+	a.askWallet(r.UserId, &messages.TakeHoldSlot{UserId: r.UserId, ReservationId: id, ExpiresAtMs: r.ExpiresAtMs},
+		a.cfg.DebitTimeout, func(reply proto.Message, err error) { a.onSlot(id, reply, err) })
 }
 
 // onSlot ends a hold's wait for its slot: taken, the caller gets the
@@ -356,25 +349,20 @@ func (a *seatActor) releaseThenAnswer(r *messages.Reservation, callers []*actor.
 	}
 	rel := &slotRelease{callers: callers, reply: reply}
 	a.releases[rel] = struct{}{}
-	router, user, id, post, log := a.cfg.Router, r.UserId, r.Id, a.j.Post(), a.log
+	user, id := r.UserId, r.Id
 	a.j.AfterDurable(func() {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), slotReleaseWait)
-			_, err := router.Request(ctx, "wallet", strconv.FormatInt(user, 10), &messages.ReleaseHoldSlot{UserId: user, ReservationId: id})
-			cancel()
+		a.askWallet(user, &messages.ReleaseHoldSlot{UserId: user, ReservationId: id}, slotReleaseWait, func(_ proto.Message, err error) {
 			if err != nil {
-				log.Warn("hold slot release not confirmed; it frees itself at the hold's expiry", "reservation", id, "err", err)
+				a.log.Warn("hold slot release not confirmed; it frees itself at the hold's expiry", "reservation", id, "err", err)
 			}
-			post(func() {
-				if _, ok := a.releases[rel]; !ok {
-					return
-				}
-				delete(a.releases, rel)
-				for _, c := range rel.callers {
-					a.root.Send(c, rel.reply)
-				}
-			})
-		}()
+			if _, ok := a.releases[rel]; !ok {
+				return
+			}
+			delete(a.releases, rel)
+			for _, c := range rel.callers {
+				a.root.Send(c, rel.reply)
+			}
+		})
 	})
 }
 
