@@ -389,16 +389,7 @@ func (j *Journaled) Reply(ctx actor.Context, reply any) {
 }
 
 // ReplyTo is Reply to an explicit recipient (nil is ignored).
-func (j *Journaled) ReplyTo(to *actor.PID, reply any) {
-	if to == nil {
-		return
-	}
-	if j.applied == j.durable {
-		j.root.Send(to, reply)
-		return
-	}
-	j.waiting = append(j.waiting, waiter{seq: j.applied, to: to, reply: reply})
-}
+func (j *Journaled) ReplyTo(to *actor.PID, reply any) { j.ReplyAt(j.applied, to, reply) }
 
 // Applied returns the sequence number of the last event applied to the
 // model (durable or not yet).
@@ -410,10 +401,11 @@ func (j *Journaled) Applied() int64 { return j.applied }
 func (j *Journaled) ReplyAt(seq int64, to *actor.PID, reply any) {
 	switch {
 	case to == nil:
-	case j.broken != nil:
-		j.root.Send(to, unavailable(j.opt.ID, j.broken))
 	case seq <= j.durable:
 		j.root.Send(to, reply)
+	case j.broken != nil:
+		// Its events will never be durable in this incarnation.
+		j.root.Send(to, unavailable(j.opt.ID, j.broken))
 	default:
 		// release answers waiters in order of seq and stops at the first
 		// one not yet durable, so the list stays sorted.
