@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,21 +62,8 @@ func PlacementOf(ctx actor.Context) Placement {
 // reports false, doing nothing, when that cannot be done (answer it then).
 // It may be called later, outside Receive, on the actor's goroutine.
 func HandBackHeldFunc(ctx actor.Context) func(msg any, sender *actor.PID) bool {
-	ext := managerExtensionOf(ctx)
-	root, self := ctx.ActorSystem().Root, ctx.Self()
-	return func(msg any, sender *actor.PID) bool {
-		switch {
-		case ext == nil:
-			return false
-		case ext.identity != "":
-			root.Send(ext.pid, &handBack{identity: ext.identity, msg: msg, sender: sender})
-			return true
-		case sender != nil && strings.HasPrefix(sender.GetId(), "future"):
-			root.Send(sender, &actor.DeadLetterResponse{Target: self})
-			return true
-		}
-		return false
-	}
+	ext, root, self := managerExtensionOf(ctx), ctx.ActorSystem().Root, ctx.Self()
+	return func(msg any, sender *actor.PID) bool { return handBackVia(ext, root, self, msg, sender) }
 }
 
 // WithPlacement gives every actor of a Local the placement place returns

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -416,7 +415,7 @@ func (g *grain) Receive(ctx actor.Context) {
 	case proto.Message:
 		if !g.owned(ctx.ActorSystem().Address()) {
 			g.grains.log.Debug("activation on a node that no longer owns it: stopping", "actor", g.key)
-			if s := ctx.Sender(); s != nil && strings.HasPrefix(s.GetId(), "future") {
+			if s := ctx.Sender(); awaitsAnswer(s) {
 				ctx.Send(s, &actor.DeadLetterResponse{Target: ctx.Self()})
 			}
 			ctx.Stop(ctx.Self())
@@ -511,9 +510,7 @@ func (b *bouncer) InvokeUserMessage(msg any) {
 		return
 	}
 	sender := actor.UnwrapEnvelopeSender(msg)
-	// Only futures wait for an answer; a reply or a completion sent to a
-	// stopped actor needs none.
-	if sender == nil || !strings.HasPrefix(sender.GetId(), "future") {
+	if !awaitsAnswer(sender) {
 		return
 	}
 	if sc, ok := b.invoker.(systemContext); ok {

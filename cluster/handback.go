@@ -29,18 +29,28 @@ type handBack struct {
 // package, or a sender that is an actor, which would not retry): the caller
 // then answers the message itself.
 func HandBack(ctx actor.Context) bool {
-	ext := managerExtensionOf(ctx)
-	if ext == nil {
+	return handBackVia(managerExtensionOf(ctx), ctx.ActorSystem().Root, ctx.Self(), ctx.Message(), ctx.Sender())
+}
+
+// handBackVia is HandBack for msg from sender, sent by the actor self that
+// ext placed (nil: not placed by this package).
+func handBackVia(ext *managerExtension, root *actor.RootContext, self *actor.PID, msg any, sender *actor.PID) bool {
+	switch {
+	case ext == nil:
 		return false
-	}
-	if ext.identity != "" {
-		ctx.ActorSystem().Root.Send(ext.pid, &handBack{identity: ext.identity, msg: ctx.Message(), sender: ctx.Sender()})
+	case ext.identity != "":
+		root.Send(ext.pid, &handBack{identity: ext.identity, msg: msg, sender: sender})
+		return true
+	case awaitsAnswer(sender):
+		root.Send(sender, &actor.DeadLetterResponse{Target: self})
 		return true
 	}
-	s := ctx.Sender()
-	if s == nil || !strings.HasPrefix(s.GetId(), "future") {
-		return false
-	}
-	ctx.Send(s, &actor.DeadLetterResponse{Target: ctx.Self()})
-	return true
+	return false
+}
+
+// awaitsAnswer reports whether sender is a future, the only kind of sender
+// that waits for an answer (and retries on a dead letter); a reply or a
+// completion sent from an actor needs none.
+func awaitsAnswer(sender *actor.PID) bool {
+	return sender != nil && strings.HasPrefix(sender.GetId(), "future")
 }
