@@ -222,8 +222,27 @@ func (h *hubEnv) open(t *testing.T, token string) *sseClient {
 	version := h.feed.Version()
 	state, ok := h.feed.State(token)
 	require.True(t, ok)
+	before := h.scanned()
 	go h.s.start(server, token, state, version, h.t0)
-	return readSSE(t, client)
+	c := readSSE(t, client)
+	// start puts the stream in a shard only after its first event is
+	// written (Open counts it earlier); a scan before that would miss it.
+	if strings.Contains(c.head, "200 OK") && state.Status != messages.TokenStatus_TOKEN_EXPIRED {
+		require.Eventually(t, func() bool { return h.scanned() > before }, 5*time.Second, time.Millisecond,
+			"the stream never joined a shard")
+	}
+	return c
+}
+
+// scanned is the number of streams in the shards, which scans reach.
+func (h *hubEnv) scanned() int {
+	n := 0
+	for _, sh := range h.s.shards {
+		sh.mu.Lock()
+		n += len(sh.streams)
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // scan scans every shard at t0+d.
