@@ -37,6 +37,7 @@ import (
 type Grains struct {
 	c       *pcluster.Cluster
 	root    *actor.RootContext
+	inbox   *inbox // answers to Request
 	kinds   map[string]bool
 	log     *slog.Logger
 	cooling *coolingSet
@@ -106,7 +107,7 @@ func StartGrains(system *actor.ActorSystem, cfg GrainsConfig) (g *Grains, err er
 	if cfg.Provider == nil {
 		cfg.Provider = NewSingleProvider()
 	}
-	g = &Grains{root: system.Root, kinds: map[string]bool{}, log: cfg.Logger, cooling: &coolingSet{m: map[string]*cooling{}}}
+	g = &Grains{root: system.Root, inbox: newInbox(system), kinds: map[string]bool{}, log: cfg.Logger, cooling: &coolingSet{m: map[string]*cooling{}}}
 	var kinds []*pcluster.Kind
 	for kind, produce := range cfg.Kinds {
 		depth := &mailboxDepth{}
@@ -226,6 +227,9 @@ func (g *Grains) Request(ctx context.Context, kind, identity string, msg proto.M
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(DefaultRequestTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	wait := grainRetryMin
 	for {
@@ -235,13 +239,14 @@ func (g *Grains) Request(ctx context.Context, kind, identity string, msg proto.M
 			}
 			return nil, fmt.Errorf("request %s/%s: %w", kind, identity, err)
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
+		if time.Until(deadline) <= 0 {
 			return nil, fmt.Errorf("request %s/%s: %w", kind, identity, ErrTimeout)
 		}
 		pid := g.pid(ctx, identity, kind, deadline)
 		if pid != nil {
-			res, err, gone := g.await(g.root.RequestFuture(pid, msg, left), pid.GetAddress())
+			c := g.inbox.open()
+			g.root.RequestWithCustomSender(pid, msg, c.PID)
+			res, err, gone := g.await(ctx, c, pid.GetAddress())
 			if gone {
 				g.c.PidCache.RemoveByValue(identity, kind, pid)
 				return nil, fmt.Errorf("request %s/%s: %w", kind, identity, ErrMemberLeft)
@@ -264,34 +269,36 @@ func (g *Grains) Request(ctx context.Context, kind, identity string, msg proto.M
 	}
 }
 
-// await waits for a request's answer; for an actor on another member it
-// gives up (gone) as soon as that member leaves the cluster, instead of
-// waiting out the deadline for an answer that cannot come.
-func (g *Grains) await(f *actor.Future, addr string) (res any, err error, gone bool) {
+// await waits for a request's answer until ctx ends; for an actor on
+// another member it gives up (gone) as soon as that member leaves the
+// cluster, instead of waiting out the deadline for an answer that cannot
+// come.
+func (g *Grains) await(ctx context.Context, c *call, addr string) (res any, err error, gone bool) {
 	if addr == g.c.ActorSystem.Address() {
-		res, err = f.Result()
+		res, err = c.wait(ctx)
 		return res, err, false
 	}
 	dep := g.left.Load()
-	done := make(chan struct{})
-	var r any
-	var e error
-	go func() {
-		r, e = f.Result()
-		close(done)
-	}()
 	for {
 		select {
-		case <-done:
-			return r, e, false
+		case r := <-c.reply:
+			res, err = result(r)
+			return res, err, false
+		case <-ctx.Done():
+			res, err = c.end(expiry(ctx))
+			return res, err, false
 		case <-dep.ch:
 			if dep.addrs[addr] {
-				return nil, nil, true
+				res, err = c.end(errMemberGone)
+				return res, err, errors.Is(err, errMemberGone)
 			}
 			dep = g.left.Load()
 		}
 	}
 }
+
+// errMemberGone ends a call whose actor's member left (await).
+var errMemberGone = errors.New("cluster: the actor's member left")
 
 // pid returns the grain's cached PID or asks its owner's placement actor,
 // giving up at the deadline (disthash waits up to 5 s for an owner that does

@@ -22,6 +22,7 @@ import (
 // mail queued behind a stop.
 type Local struct {
 	root     *actor.RootContext
+	inbox    *inbox // answers to Request
 	managers map[string]*actor.PID
 }
 
@@ -45,7 +46,7 @@ func NewLocal(system *actor.ActorSystem, kinds map[string]Producer, opts ...Loca
 	for _, opt := range opts {
 		opt(&o)
 	}
-	l := &Local{root: system.Root, managers: make(map[string]*actor.PID, len(kinds))}
+	l := &Local{root: system.Root, inbox: newInbox(system), managers: make(map[string]*actor.PID, len(kinds))}
 	for kind, produce := range kinds {
 		depth := &mailboxDepth{}
 		if o.registerer != nil {
@@ -82,7 +83,7 @@ func (l *Local) Request(ctx context.Context, kind, identity string, msg proto.Me
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("request %s/%s: %w", kind, identity, err)
 	}
-	res, err := l.root.RequestFuture(pid, &deliver{identity: identity, msg: msg}, timeoutOf(ctx)).Result()
+	res, err := l.inbox.request(ctx, l.root, pid, &deliver{identity: identity, msg: msg})
 	return replyError(kind, identity, res, err)
 }
 

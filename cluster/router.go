@@ -59,13 +59,3 @@ func replyError(kind, identity string, res any, err error) (proto.Message, error
 	}
 }
 
-func timeoutOf(ctx context.Context) time.Duration {
-	if d, ok := ctx.Deadline(); ok {
-		left := time.Until(d)
-		if left <= 0 {
-			return time.Millisecond
-		}
-		return left
-	}
-	return DefaultRequestTimeout
-}

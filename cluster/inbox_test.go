@@ -1,0 +1,94 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/stretchr/testify/require"
+)
+
+// echo answers every int with itself plus one; a negative one it keeps,
+// answering -n later, when told (see TestInboxLateAnswerDropped).
+type echo struct{ late chan *actor.PID }
+
+func (e *echo) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case int:
+		if m < 0 {
+			e.late <- ctx.Sender()
+			return
+		}
+		ctx.Respond(m + 1)
+	}
+}
+
+func newEcho(t *testing.T) (*actor.ActorSystem, *inbox, *actor.PID, chan *actor.PID) {
+	t.Helper()
+	system := actor.NewActorSystem()
+	t.Cleanup(system.Shutdown)
+	late := make(chan *actor.PID, 1)
+	pid := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &echo{late: late} }))
+	return system, newInbox(system), pid, late
+}
+
+// Many requests at once: each gets its own answer, and nothing is left
+// waiting.
+func TestInboxAnswersEachRequestItsOwn(t *testing.T) {
+	system, in, pid, _ := newEcho(t)
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				n := g*1000 + i
+				res, err := in.request(context.Background(), system.Root, pid, n)
+				if err != nil || res != n+1 {
+					t.Errorf("request %d: %v, %v", n, res, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Zero(t, in.waitingCount())
+}
+
+// A request to an actor that is gone gets actor.ErrDeadLetter at once, as a
+// future would (Grains.Request retries on it).
+func TestInboxDeadLetter(t *testing.T) {
+	system, in, pid, _ := newEcho(t)
+	require.NoError(t, system.Root.StopFuture(pid).Wait())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := in.request(ctx, system.Root, pid, 1)
+	require.ErrorIs(t, err, actor.ErrDeadLetter)
+	require.Zero(t, in.waitingCount())
+}
+
+// At the deadline the request ends with actor.ErrTimeout; the answer that
+// comes later is dropped and blocks nobody; a cancelled request ends with
+// context.Canceled.
+func TestInboxTimeoutThenLateAnswerDropped(t *testing.T) {
+	system, in, pid, late := newEcho(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := in.request(ctx, system.Root, pid, -1)
+	require.ErrorIs(t, err, actor.ErrTimeout)
+	require.Zero(t, in.waitingCount())
+	sender := <-late // the actor got the request: answer it now
+	system.Root.Send(sender, 7)
+	res, err := in.request(context.Background(), system.Root, pid, 41)
+	require.NoError(t, err)
+	require.Equal(t, 42, res, "the late answer went nowhere")
+
+	cctx, ccancel := context.WithCancel(context.Background())
+	go func() { <-late; ccancel() }()
+	_, err = in.request(cctx, system.Root, pid, -2)
+	require.True(t, errors.Is(err, context.Canceled), "got %v", err)
+	require.Zero(t, in.waitingCount())
+}
