@@ -411,6 +411,59 @@ func CheckHolds(o HoldsOutcome) []Check {
 	return []Check{failc("every seat free again", "%d holds cancelled, but %d of %d seats are free", o.Cancels, o.Free, o.Seats)}
 }
 
+// FreshHoldsOutcome is what a fresh-holds run saw: each seat was tried at
+// most once, and nothing freed a held seat.
+type FreshHoldsOutcome struct {
+	Seats int // seats of the fixture
+	Holds int // answered 200
+	// Unknown counts the holds that got no answer or a 5xx: each may have
+	// taken its seat.
+	Unknown int
+	// Free is how many seats available-seats lists after the run, over
+	// DatesRead of Dates dates; FreeErr if it could not be read.
+	Free             int
+	Dates, DatesRead int
+	FreeErr          error
+	// HeldOffered are the seats answered 200 that available-seats still
+	// lists.
+	HeldOffered []int64
+}
+
+// CheckFreshHolds: every hold answered 200 shows as held (its seat is no
+// longer offered), and the seats no longer offered are as many as the 200s
+// (more only by holds whose answer never came or was a 5xx).
+func CheckFreshHolds(o FreshHoldsOutcome) []Check {
+	const held, count = "every acknowledged hold held", "200s = seats no longer offered"
+	switch {
+	case o.FreeErr != nil:
+		return []Check{failc(held, "could not read available-seats: %v", o.FreeErr), failc(count, "not checked")}
+	case o.DatesRead != o.Dates:
+		return []Check{failc(held, "read %d of %d dates", o.DatesRead, o.Dates), failc(count, "not checked")}
+	}
+	var cs []Check
+	if len(o.HeldOffered) == 0 {
+		cs = append(cs, pass(held, "none of the %d seats answered 200 is offered by available-seats (%d dates read)", o.Holds, o.Dates))
+	} else {
+		ids := make([]string, len(o.HeldOffered))
+		for i, id := range o.HeldOffered {
+			ids[i] = i64toa(id)
+		}
+		cs = append(cs, failc(held, "%d of the %d seats answered 200 are still offered: seats %s", len(o.HeldOffered), o.Holds, head(ids, 5)))
+	}
+	gone := o.Seats - o.Free
+	switch {
+	case gone == o.Holds:
+		cs = append(cs, pass(count, "%d = %d of %d seats", o.Holds, gone, o.Seats))
+	case gone > o.Holds && gone <= o.Holds+o.Unknown:
+		cs = append(cs, pass(count, "%d 200s, %d seats gone of %d: %d holds got no answer or a 5xx, which may have held their seat",
+			o.Holds, gone, o.Seats, o.Unknown))
+	default:
+		cs = append(cs, failc(count, "%d 200s (and %d holds without an answer), but %d of %d seats are no longer offered",
+			o.Holds, o.Unknown, gone, o.Seats))
+	}
+	return cs
+}
+
 func head(xs []string, n int) string {
 	if len(xs) <= n {
 		return strings.Join(xs, "; ")

@@ -230,6 +230,34 @@ func TestCheckHolds(t *testing.T) {
 	wantOK(t, CheckHolds(HoldsOutcome{Holds: 10, Cancels: 9, Seats: 50, Free: 49}))
 }
 
+func TestCheckFreshHolds(t *testing.T) {
+	const held, count = "every acknowledged hold held", "200s = seats no longer offered"
+	good := FreshHoldsOutcome{Seats: 100, Holds: 60, Free: 40, Dates: 2, DatesRead: 2}
+	wantOK(t, CheckFreshHolds(good))
+
+	unanswered := good
+	unanswered.Unknown, unanswered.Free = 3, 38 // two of three unanswered holds took their seat
+	wantOK(t, CheckFreshHolds(unanswered))
+
+	offered := good
+	offered.HeldOffered, offered.Free = []int64{7, 9}, 42 // two 200s not held
+	wantFail(t, CheckFreshHolds(offered), held, "2 of the 60 seats answered 200 are still offered: seats 7; 9")
+	wantFail(t, CheckFreshHolds(offered), count, "60 200s (and 0 holds without an answer), but 58 of 100 seats")
+
+	phantom := good
+	phantom.Free = 35 // five seats gone that nobody was told they hold
+	wantFail(t, CheckFreshHolds(phantom), count, "but 65 of 100 seats are no longer offered")
+
+	unread := good
+	unread.FreeErr = errors.New("x")
+	wantFail(t, CheckFreshHolds(unread), held, "could not read available-seats: x")
+	wantFail(t, CheckFreshHolds(unread), count, "not checked")
+
+	partial := good
+	partial.DatesRead = 1
+	wantFail(t, CheckFreshHolds(partial), held, "read 1 of 2 dates")
+}
+
 func TestAddChecksRecordsViolations(t *testing.T) {
 	r := &Result{}
 	r.addChecks(Check{Name: "a", OK: true}, Check{Name: "b", OK: false, Detail: "broken"})

@@ -65,6 +65,9 @@ func CompareReports(old, cur *Report) []ComparedFigure {
 				add(label, name+" max ms", ol.MaxMs, nl.MaxMs, false, "")
 			}
 		}
+		if o.ServerMicrosPerHold > 0 || n.ServerMicrosPerHold > 0 {
+			add(label, "server CPU µs per hold", o.ServerMicrosPerHold, n.ServerMicrosPerHold, false, "")
+		}
 		add(label, "errors", float64(o.ErrorCount()), float64(n.ErrorCount()), false, "")
 		add(label, "broken checks", float64(len(o.Violations)), float64(len(n.Violations)), false, "")
 	}

@@ -14,6 +14,9 @@
 //     payments = seats, none sold twice, nothing left on offer.
 //   - RunHolds: users hold a random seat and cancel it for a while: the
 //     sustained hold rate; every seat free again at the end.
+//   - RunFreshHolds: clients hold a seat nobody has tried, each hold
+//     durable and kept (never paid nor cancelled), for a while: durable
+//     holds/s and the server's CPU per hold; every 200 shows as held.
 //   - RunWalletStorm: charges (with Idempotency-Key, some replayed) and
 //     payments on a few wallets; every balance exact, money conserved.
 //   - RunJourney: token, wait in line, dates, seats, charge, hold, pay, with

@@ -25,6 +25,8 @@ type fakeServer struct {
 	ignoreKeys bool // charges ignore Idempotency-Key
 	lifo       bool // the newest waiting token is admitted first
 	leakSeat   bool // a paid seat is still offered by available-seats
+	takeLast   bool // a hold of a date's last seat is refused SEAT_UNAVAILABLE, the seat taken by nobody
+	holdLimit  int  // most seats one user may hold at once (0: no limit)
 
 	nextID       int64
 	concerts     map[int64][]fakeDate
@@ -256,6 +258,23 @@ func (f *fakeServer) handle(ctx *fasthttp.RequestCtx) {
 			f.fail(ctx, 409, "SEAT_UNAVAILABLE")
 			return
 		}
+		if f.takeLast && f.lastSeat(seat) {
+			f.seatOwner[seat] = -1
+			f.fail(ctx, 409, "SEAT_UNAVAILABLE")
+			return
+		}
+		if f.holdLimit > 0 {
+			held := 0
+			for _, r := range f.reservations {
+				if r.user == u && r.status == "HELD" {
+					held++
+				}
+			}
+			if held >= f.holdLimit {
+				f.fail(ctx, 409, "HOLD_LIMIT")
+				return
+			}
+		}
 		r := &fakeRes{id: f.id(), user: u, seat: seat, status: "HELD"}
 		f.reservations[r.id] = r
 		f.seatOwner[seat] = r.id
@@ -311,6 +330,18 @@ func (f *fakeServer) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		f.fail(ctx, 404, "NOT_FOUND")
 	}
+}
+
+// lastSeat reports whether seat is the last of its date.
+func (f *fakeServer) lastSeat(seat int64) bool {
+	for _, ds := range f.concerts {
+		for _, d := range ds {
+			if d.seats[len(d.seats)-1] == seat {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func testClient(t *testing.T, raw string, conns int) *Client {

@@ -89,6 +89,7 @@ func percentileSeries(name string, ps []PercentilePoint) series {
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"ms":      FormatMs,
+	"micros":  FormatMicros,
 	"int":     groupInt,
 	"num":     groupFloat,
 	"pct":     func(f float64) string { return fmt.Sprintf("%.1f %%", f*100) },
@@ -187,7 +188,7 @@ code { background: #f4f4f4; padding: 1px 4px; border-radius: 3px; }
 
 {{range .Runs}}
 <h2 id="{{.ID}}">{{.Label}}</h2>
-<p>{{params .Params}}{{if .OfferedRate}} · open loop at {{num .OfferedRate}}/s, latency from each arrival's intended time{{else}} · closed loop{{end}} · {{printf "%.2f" .ElapsedSeconds}} s</p>
+<p>{{params .Params}}{{if .OfferedRate}} · open loop at {{num .OfferedRate}}/s, latency from each arrival's intended time{{else}} · closed loop{{end}} · {{printf "%.2f" .ElapsedSeconds}} s{{if .ServerMicrosPerHold}} · <strong>{{micros .ServerMicrosPerHold}} of server CPU per durable hold</strong>{{end}}</p>
 <table>
 <tr><th>check</th><th></th><th>detail</th></tr>
 {{range .Checks}}<tr><td>{{.Name}}</td><td class="{{if .OK}}ok{{else}}bad{{end}}">{{if .OK}}ok{{else}}FAILED{{end}}</td><td>{{.Detail}}</td></tr>{{end}}

@@ -175,6 +175,68 @@ func TestEvaluateRatiosAndTargets(t *testing.T) {
 	check("restart after 1,000,000 journaled events: ready", nil)
 }
 
+// TestFreshHoldsCostAndTargets: the server's CPU per hold comes from the
+// usage read around the load, and the two targets from the closed
+// loop.
+func TestFreshHoldsCostAndTargets(t *testing.T) {
+	m := newMeter(time.Now().Add(-time.Second), "hold")
+	for i := range 100 {
+		m.op(0).observe(i, time.Now().Add(-time.Duration(4+i%3)*time.Millisecond), 200)
+	}
+	r := &Result{Scenario: "fresh-holds", Mode: "closed", Workers: 64, Holds: 240000, HoldsPerSec: 8000,
+		Throughput: 8000, ThroughputUnit: "durable holds/s", Errors: map[string]int64{}, Ops: m.stats(time.Second)}
+	r.HoldLatency = r.Ops[0].Latency
+	r.AttachUsage(&Usage{Seconds: 30, ServerCores: 1.0, GeneratorCores: 0.2, PostgresCores: 0.5, MachineCores: 1.9})
+	if math.Abs(r.ServerMicrosPerHold-125) > 1e-9 { // 30 CPU seconds over 240,000 holds
+		t.Fatalf("µs per hold = %v, want 125", r.ServerMicrosPerHold)
+	}
+	rep := &Report{Tool: "concertbench", Results: []*Result{r}}
+	rep.Evaluate()
+	got := map[string]Target{}
+	for _, tg := range rep.Targets {
+		got[tg.Name] = tg
+	}
+	cpu, p50 := got["fresh-holds: server CPU per durable hold ≤ 80 µs"], got["fresh-holds: hold p50 ≤ 10 ms"]
+	if cpu.Met == nil || *cpu.Met || cpu.Got != "125.0 µs (8,000.0 durable holds/s)" || cpu.Note != "" {
+		t.Errorf("cpu target %+v (met %s)", cpu, fmtBool(cpu.Met))
+	}
+	if p50.Met == nil || !*p50.Met || !strings.HasSuffix(p50.Got, "(64 clients)") {
+		t.Errorf("p50 target %+v (met %s)", p50, fmtBool(p50.Met))
+	}
+
+	var b strings.Builder
+	if err := r.WriteReport(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "cpu/hold  125.0 µs of server CPU per durable hold") {
+		t.Errorf("report:\n%s", b.String())
+	}
+	var page bytes.Buffer
+	if err := rep.WriteHTML(&page); err != nil || !strings.Contains(page.String(), "125.0 µs of server CPU per durable hold") {
+		t.Errorf("HTML page lacks the CPU per hold (%v)", err)
+	}
+	old := &Report{Tool: "concertbench", Results: []*Result{{Scenario: "fresh-holds", Mode: "closed", ServerMicrosPerHold: 150}}}
+	var cmp strings.Builder
+	if err := WriteComparison(&cmp, old, rep, "a", "b"); err != nil || !strings.Contains(cmp.String(), "server CPU µs per hold") ||
+		!strings.Contains(cmp.String(), "-16.7 % better") {
+		t.Errorf("comparison (%v):\n%s", err, cmp.String())
+	}
+
+	// A server in the generator's process, 40 clients for 12 s: not
+	// measured, and the targets say the run was smaller than the issue's.
+	r.Workers, r.Holds = 40, 96000
+	r.AttachUsage(&Usage{Seconds: 12, ServerCores: -1})
+	rep.Evaluate()
+	for _, tg := range rep.Targets {
+		if !strings.Contains(tg.Note, "40 clients, not the issue's 64; a 12 s run, not the issue's 30 s") {
+			t.Errorf("target %q: note %q", tg.Name, tg.Note)
+		}
+		if strings.Contains(tg.Name, "CPU") && (tg.Met != nil || tg.Got != "not measured" || !strings.Contains(tg.Note, "own CPU was not known")) {
+			t.Errorf("cpu target without the server's CPU: %+v", tg)
+		}
+	}
+}
+
 func fmtBool(b *bool) string {
 	if b == nil {
 		return "n/a"

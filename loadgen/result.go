@@ -44,6 +44,12 @@ type Result struct {
 	// Usage is what the run cost the server, the generator and the
 	// machine (set by the caller that sampled around it).
 	Usage *Usage `json:"usage,omitempty"`
+	// ServerMicrosPerHold is the server's CPU per durable hold in µs: its
+	// CPU seconds over the load phase (Usage) ÷ the holds answered 200,
+	// which is server cores × 1e6 ÷ holds/s over one window. Set by
+	// AttachUsage for fresh-holds, whose every request is a hold; 0 when
+	// not measured.
+	ServerMicrosPerHold float64 `json:"serverMicrosPerHold,omitempty"`
 
 	// The fixture.
 	Users        int `json:"users"`
@@ -100,6 +106,16 @@ func (r *Result) addChecks(cs ...Check) {
 		if !c.OK {
 			r.Violations = append(r.Violations, c.Name+": "+c.Detail)
 		}
+	}
+}
+
+// AttachUsage sets what the run cost (u, read around its load phase; nil:
+// unknown) and, for a fresh-holds run whose server CPU is known
+// (ServerCores ≥ 0), ServerMicrosPerHold.
+func (r *Result) AttachUsage(u *Usage) {
+	r.Usage, r.ServerMicrosPerHold = u, 0
+	if u != nil && r.Scenario == "fresh-holds" && u.ServerCores >= 0 && r.Holds > 0 {
+		r.ServerMicrosPerHold = u.ServerCores * u.Seconds / float64(r.Holds) * 1e6
 	}
 }
 
@@ -195,6 +211,9 @@ func (r *Result) WriteReport(w io.Writer) error {
 			p(" — every answer within %s of the start", secs(r.AnsweredSeconds))
 		}
 		p("\nrequests  %12s  %10s/s\n", groupInt(r.Requests), groupFloat(r.RequestsPerSec))
+		if r.ServerMicrosPerHold > 0 {
+			p("cpu/hold  %s of server CPU per durable hold (its cores: usage, below)\n", FormatMicros(r.ServerMicrosPerHold))
+		}
 		for _, o := range r.Ops {
 			p("%-9s %s\n", o.Name, FormatLatency(o.Latency))
 			p("          %s\n", FormatStatus(o.Status))
@@ -289,6 +308,9 @@ func FormatMs(ms float64) string {
 		return strconv.FormatFloat(ms, 'f', 3, 64) + " ms"
 	}
 }
+
+// FormatMicros renders microseconds with one decimal: "61.3 µs".
+func FormatMicros(us float64) string { return strconv.FormatFloat(us, 'f', 1, 64) + " µs" }
 
 func secs(s float64) string { return strconv.FormatFloat(s, 'f', 3, 64) + "s" }
 

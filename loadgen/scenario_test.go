@@ -154,6 +154,80 @@ func TestJourneyAgainstFake(t *testing.T) {
 	}
 }
 
+// TestFreshHoldsAgainstFake: each run ends by trying every seat of its
+// stock (closed loop: the duration is far longer; open loop: its schedule
+// holds more), so what it does is the same however busy the machine.
+func TestFreshHoldsAgainstFake(t *testing.T) {
+	f, url := startFake(t, 1000)
+	f.holdLimit = 2
+	c := testClient(t, url, 64)
+	r, err := RunFreshHolds(context.Background(), c, FreshHoldsConfig{Workers: 8, Duration: time.Minute, Dates: 3, Seats: 10, PerUser: 2})
+	requireOK(t, r, err)
+	// 30 seats, 2 a user: 15 users, and one more per client.
+	if r.Holds != 30 || r.Attempts != 30 || r.ErrorCount() != 0 || r.Users != 15+8 || r.Workers != 8 || r.Dates != 3 ||
+		r.Throughput != r.HoldsPerSec || r.ThroughputUnit != "durable holds/s" || r.HoldLatency.Count != 30 {
+		t.Errorf("closed: %+v", r)
+	}
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "the 30 seats set up were all tried") {
+		t.Errorf("closed: no note that the stock ran out: %v", r.Notes)
+	}
+
+	// Open loop: 40 holds due, 10 a user; one date of 50 seats is enough.
+	r, err = RunFreshHolds(context.Background(), c, FreshHoldsConfig{Duration: 10 * time.Millisecond, Dates: 3, Seats: 50, PerUser: 2,
+		Common: Common{Rate: 4000}})
+	requireOK(t, r, err)
+	if r.Mode != "open" || r.Holds != 40 || r.Users != 20 || r.Dates != 1 || r.ErrorCount() != 0 {
+		t.Errorf("open: %+v", r)
+	}
+	if strings.Contains(strings.Join(r.Notes, "\n"), "all tried") {
+		t.Errorf("open: a stock larger than the schedule noted as run out: %v", r.Notes)
+	}
+}
+
+func TestFreshHoldsMoreHoldsPerUserThanTheServerAllows(t *testing.T) {
+	f, url := startFake(t, 1000)
+	f.holdLimit = 2
+	r, err := RunFreshHolds(context.Background(), testClient(t, url, 16), FreshHoldsConfig{Workers: 1, Duration: time.Minute,
+		Dates: 1, Seats: 9, PerUser: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One client, users of 3 holds each, the third refused: 6 held, 3
+	// refused (those seats stay free: the verdict holds).
+	if !r.OK() || r.Holds != 6 || r.Errors["hold: HTTP 409 HOLD_LIMIT"] != 3 ||
+		!strings.Contains(strings.Join(r.Notes, "\n"), "fewer than the 3 holds per user") {
+		t.Errorf("holds %d, errors %v, checks %+v, notes %v", r.Holds, r.Errors, r.Checks, r.Notes)
+	}
+}
+
+func TestFreshHoldsCatchesAHeldSeatStillOffered(t *testing.T) {
+	f, url := startFake(t, 1000)
+	f.leakSeat = true
+	r, err := RunFreshHolds(context.Background(), testClient(t, url, 16), FreshHoldsConfig{Workers: 4, Duration: time.Minute,
+		Dates: 2, Seats: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(failedCheck(r, "every acknowledged hold held"), "2 of the 10 seats answered 200 are still offered") ||
+		!strings.Contains(failedCheck(r, "200s = seats no longer offered"), "10 200s (and 0 holds without an answer), but 8 of 10") {
+		t.Errorf("held seats offered went unseen: %+v", r.Checks)
+	}
+}
+
+func TestFreshHoldsCatchesAFreshSeatRefused(t *testing.T) {
+	f, url := startFake(t, 1000)
+	f.takeLast = true
+	r, err := RunFreshHolds(context.Background(), testClient(t, url, 16), FreshHoldsConfig{Workers: 4, Duration: time.Minute,
+		Dates: 2, Seats: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors["hold: HTTP 409 SEAT_UNAVAILABLE"] != 2 || r.Conflicts != 2 || r.Holds != 8 ||
+		!strings.Contains(failedCheck(r, "200s = seats no longer offered"), "but 10 of 10 seats are no longer offered") {
+		t.Errorf("errors %v, checks %+v", r.Errors, r.Checks)
+	}
+}
+
 func TestPreflightSaysWhyTokensWait(t *testing.T) {
 	_, url := startFake(t, 10)
 	c := testClient(t, url, 16)

@@ -24,6 +24,9 @@
 //	              balance exact, money conserved, never negative
 //	journey       token → wait until ACTIVE → dates → seats → charge → hold →
 //	              pay, with think time: seats sold = payments = debits
+//	fresh-holds   C clients hold a new seat each time, never cancelled nor
+//	              paid, for -fresh-duration: durable holds/s and the
+//	              server's CPU per hold; every 200 shows as held
 //	queue-surge   N token requests: one token per user, FIFO admission, the
 //	              active count never above ACTIVE_TOKENS (run it last: it
 //	              leaves a line of waiting tokens behind)
@@ -76,8 +79,12 @@ const (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // allScenarios is the order of -scenario all: queue-surge last, since it
-// leaves waiting tokens in line.
-var allScenarios = []string{"hot-seat", "sold-out", "holds", "wallet-storm", "journey", "queue-surge"}
+// leaves waiting tokens in line (a scenario after it could not make its
+// users' tokens ACTIVE); fresh-holds just before it, since it leaves the
+// most behind — tens of thousands of users with live tokens and hold
+// slots, and their holds, all kept until HOLD_TTL — which the collector of
+// every later scenario's server would mark.
+var allScenarios = []string{"hot-seat", "sold-out", "holds", "wallet-storm", "journey", "fresh-holds", "queue-surge"}
 
 var knownScenarios = append([]string{"hot"}, allScenarios...)
 
@@ -90,6 +97,9 @@ type options struct {
 	soldOutFans, soldOutDates  int
 	soldOutWorkers             int
 	wallets, walletWorkers     int
+	freshWorkers, freshPerUser int
+	freshDates, freshSeats     int
+	freshDuration              time.Duration
 	walletDuration             time.Duration
 	surgeUsers, surgeWorkers   int
 	journeyFans                int
@@ -128,6 +138,11 @@ func defineFlags(fs *flag.FlagSet, o *options) (urls, scenarios, modes *string, 
 	fs.IntVar(&o.users, "users", 1000, "holds: concurrent users")
 	fs.IntVar(&o.dates, "dates", 100, "holds: concert dates; user i works on date i%dates")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "holds: length of each run")
+	fs.IntVar(&o.freshWorkers, "fresh-workers", 64, "fresh-holds: clients in closed loop, each holding a new seat as soon as its last hold is answered")
+	fs.DurationVar(&o.freshDuration, "fresh-duration", 30*time.Second, "fresh-holds: length of each run (shorter if every seat is tried); keep it under the server's HOLD_TTL (5 minutes by default), or holds expire before the check")
+	fs.IntVar(&o.freshDates, "fresh-dates", 366, "fresh-holds: concert dates set up before the load (at most 366, the API's limit per concert; not scaled by -scale: the stock follows -fresh-duration)")
+	fs.IntVar(&o.freshSeats, "fresh-seats", 0, "fresh-holds: seats per date, at most 1,000 (0: enough for -fresh-duration at 12,000 holds/s); a run that tries every seat ends early, with a note")
+	fs.IntVar(&o.freshPerUser, "fresh-per-user", 4, "fresh-holds: holds one user makes before its client takes the next user; at most the server's HOLD_LIMIT (4 by default)")
 	fs.IntVar(&o.wallets, "wallets", 8, "wallet-storm: wallets")
 	fs.IntVar(&o.walletWorkers, "wallet-workers", 64, "wallet-storm: concurrent clients in closed loop")
 	fs.DurationVar(&o.walletDuration, "wallet-duration", 10*time.Second, "wallet-storm: length of each run")
@@ -221,10 +236,13 @@ func (o *options) finish(urls, scenarios, modes string, settings settingsFlag) e
 		return errors.New("-scenario: none")
 	case o.users <= 0 || o.dates <= 0 || o.seats <= 0 || o.fans <= 0 || o.workers <= 0 ||
 		o.soldOutFans <= 0 || o.soldOutDates <= 0 || o.soldOutWorkers <= 0 || o.wallets <= 0 ||
-		o.walletWorkers <= 0 || o.surgeUsers <= 0 || o.surgeWorkers <= 0 || o.journeyFans <= 0:
+		o.walletWorkers <= 0 || o.surgeUsers <= 0 || o.surgeWorkers <= 0 || o.journeyFans <= 0 ||
+		o.freshWorkers <= 0 || o.freshPerUser <= 0 || o.freshDates <= 0 || o.freshSeats < 0:
 		return errors.New("every count (-users, -dates, -seats, -fans, -workers, ...) must be positive")
-	case o.duration <= 0 || o.walletDuration <= 0 || o.reqTime <= 0 || o.timeout < 0 || o.ceilingTime <= 0:
-		return errors.New("-duration, -wallet-duration, -request-timeout and -ceiling-duration must be positive")
+	case o.freshDates > 366 || o.freshSeats > 1000:
+		return errors.New("-fresh-dates must be at most 366 and -fresh-seats at most 1,000 (the API's limits for one concert)")
+	case o.duration <= 0 || o.walletDuration <= 0 || o.freshDuration <= 0 || o.reqTime <= 0 || o.timeout < 0 || o.ceilingTime <= 0:
+		return errors.New("-duration, -wallet-duration, -fresh-duration, -request-timeout and -ceiling-duration must be positive")
 	case o.think < 0:
 		return errors.New("-think must not be negative")
 	case o.rate < 0:

@@ -37,7 +37,8 @@ func TestParseFlags(t *testing.T) {
 	}
 	if o.timeout != 30*time.Minute || o.users != 1000 || o.dates != 100 || o.seats != 50 || o.fans != 10000 ||
 		o.soldOutFans != 20000 || o.surgeUsers != 100000 || o.wallets != 8 || o.journeyFans != 1000 ||
-		strings.Join(o.scenarios, ",") != "hot-seat,sold-out,holds,wallet-storm,journey,queue-surge" ||
+		strings.Join(o.scenarios, ",") != "hot-seat,sold-out,holds,wallet-storm,journey,fresh-holds,queue-surge" ||
+		o.freshWorkers != 64 || o.freshDuration != 30*time.Second || o.freshDates != 366 || o.freshSeats != 0 || o.freshPerUser != 4 ||
 		strings.Join(o.modes, ",") != "closed,open" || len(o.urls) != 1 {
 		t.Errorf("defaults: %+v", o)
 	}
@@ -63,6 +64,12 @@ func TestParseFlags(t *testing.T) {
 		{"-admin-key", "k", "-think", "-1s"},
 		{"-admin-key", "k", "-server-setting", "novalue"},
 		{"-admin-key", "k", "-url", ""},
+		{"-admin-key", "k", "-fresh-workers", "0"},
+		{"-admin-key", "k", "-fresh-duration", "0s"},
+		{"-admin-key", "k", "-fresh-per-user", "0"},
+		{"-admin-key", "k", "-fresh-dates", "367"}, // the API's limit per concert
+		{"-admin-key", "k", "-fresh-seats", "1001"},
+		{"-admin-key", "k", "-fresh-seats", "-1"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
@@ -160,14 +167,23 @@ func TestTokensNeeded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// fresh-holds: 366 dates of 984 seats (30 s at 12,000 holds/s), a
+	// user per 4 seats and one more per client.
+	fresh := (366*984+3)/4 + 64
 	// hot-seat 10,000 and sold-out 20,000 in both modes, holds 1,000
-	// once, 8 wallets twice, journey 1,000 twice, 2,000 of the surge, 100.
-	if got, want := o.tokensNeeded(), 2*10000+2*20000+1000+2*8+2*1000+2000+100; got != want {
+	// once, fresh-holds, 8 wallets, journey 1,000 twice, 2,000 of the
+	// surge, 100.
+	if got, want := o.tokensNeeded(), 2*10000+2*20000+1000+2*fresh+2*8+2*1000+2000+100; got != want {
 		t.Errorf("tokensNeeded = %d, want %d", got, want)
 	}
+	// -scale leaves fresh-holds alone: its stock follows -fresh-duration.
 	o.scale, o.modes = 0.1, []string{"closed"}
-	if got, want := o.tokensNeeded(), 1000+2000+100+8+100+1000+100; got != want {
+	if got, want := o.tokensNeeded(), 1000+2000+100+fresh+8+100+1000+100; got != want {
 		t.Errorf("scaled: tokensNeeded = %d, want %d", got, want)
+	}
+	o.freshDuration, o.freshPerUser = 10*time.Second, 2 // 366 dates of 328 seats
+	if got, want := o.tokensNeeded(), 1000+2000+100+(366*328+1)/2+64+8+100+1000+100; got != want {
+		t.Errorf("10 s of fresh-holds, 2 a user: tokensNeeded = %d, want %d", got, want)
 	}
 }
 

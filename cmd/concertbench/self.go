@@ -181,6 +181,8 @@ func (o *options) tokensNeeded() int {
 			n = o.scaled(o.soldOutFans)
 		case "holds":
 			n = o.scaled(o.users)
+		case "fresh-holds":
+			n = o.freshConfig(loadgen.Common{}).Users()
 		case "wallet-storm":
 			n = o.wallets
 		case "journey":

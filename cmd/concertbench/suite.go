@@ -27,7 +27,7 @@ func runSuite(ctx context.Context, o options, targets []*url.URL, stderr io.Writ
 		rep.Server.SettingsSource = o.settingsSource()
 	}
 	conns := max(o.scaled(o.fans), o.soldOutWorkers, o.scaled(o.users), 2*o.walletWorkers, o.surgeWorkers,
-		o.scaled(o.journeyFans), o.workers) + 64
+		o.scaled(o.journeyFans), o.workers, o.freshWorkers) + 64
 	client := loadgen.NewMultiClient(targets, loadgen.ClientOptions{AdminKey: o.adminKey, MaxConns: conns, Timeout: o.reqTime})
 	defer client.CloseIdle()
 	rep.Server.Targets = client.Targets()
@@ -86,6 +86,8 @@ func runSuite(ctx context.Context, o options, targets []*url.URL, stderr io.Writ
 			case "sold-out":
 				res, err = loadgen.RunSoldOut(ctx, client, loadgen.SoldOutConfig{Common: common, Fans: o.scaled(o.soldOutFans),
 					Dates: o.scaled(o.soldOutDates), Seats: o.seats, Workers: o.soldOutWorkers, Price: o.price})
+			case "fresh-holds":
+				res, err = loadgen.RunFreshHolds(ctx, client, o.freshConfig(common))
 			case "wallet-storm":
 				res, err = loadgen.RunWalletStorm(ctx, client, loadgen.WalletStormConfig{Common: common, Wallets: o.wallets,
 					Workers: o.walletWorkers, Duration: o.walletDuration, Price: o.price})
@@ -134,7 +136,7 @@ func runSuite(ctx context.Context, o options, targets []*url.URL, stderr io.Writ
 						u.ServerCores = -1
 						res.Notes = append(res.Notes, "the server runs in the generator's process: the generator's cores include the server's")
 					}
-					res.Usage = u
+					res.AttachUsage(u)
 				}
 				rep.Results = append(rep.Results, res)
 				if mode == "closed" {
@@ -197,6 +199,12 @@ func measureCeilings(ctx context.Context, o options, client *loadgen.Client, rep
 	}
 	rep.Ceilings.Postgres = pg
 	say("ceiling (a) PostgreSQL: %.0f rows/s (batch %d, synchronous_commit=%s)", pg.RowsPerSec, pg.Batch, pg.SynchronousCommit)
+}
+
+// freshConfig is the fresh-holds run the flags ask for.
+func (o *options) freshConfig(common loadgen.Common) loadgen.FreshHoldsConfig {
+	return loadgen.FreshHoldsConfig{Common: common, Workers: o.freshWorkers, Duration: o.freshDuration,
+		Dates: o.freshDates, Seats: o.freshSeats, PerUser: o.freshPerUser, Price: o.price}
 }
 
 // pgPort is the port of the server's PostgreSQL when it runs on this
