@@ -169,6 +169,12 @@ func (s *Service) seat(ctx context.Context, seatID int64) (persistence.Seat, err
 		}
 		return persistence.Seat{}, err
 	}
-	s.seats.put(seatID, seat)
+	// Cache the whole date: in an on-sale its other seats are held next,
+	// by fans who never listed them (issue 8's fresh-holds profile: a
+	// query per hold was 14 % of the server's CPU). A failure here only
+	// means the next seat is read alone.
+	if _, err := s.optionSeats(ctx, seat.OptionID); err != nil {
+		s.seats.put(seatID, seat)
+	}
 	return seat, nil
 }

@@ -28,6 +28,12 @@ const DefaultRequestTimeout = 5 * time.Second
 // cacheSize bounds each cache of immutable catalog facts.
 const cacheSize = 100_000
 
+// seatCacheSize bounds the cache of seats by id: enough for a sale of a
+// few large venues at once (a concert may have 366 dates × 1,000 seats).
+// An entry holds no pointer, so the collector never scans the map; full,
+// it is about 60 MB.
+const seatCacheSize = 1_000_000
+
 // Config holds what a Service needs.
 type Config struct {
 	Catalog Catalog
@@ -75,7 +81,7 @@ func New(cfg Config) *Service {
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		users:    newCache[int64, struct{}](cacheSize),
-		seats:    newCache[int64, persistence.Seat](cacheSize),
+		seats:    newCache[int64, persistence.Seat](seatCacheSize),
 		options:  newCache[int64, persistence.ConcertOption](cacheSize),
 		concerts: newCache[int64, []persistence.ConcertOption](cacheSize),
 		seatList: newCache[int64, map[int64]persistence.Seat](cacheSize / 100),
