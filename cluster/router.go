@@ -58,4 +58,3 @@ func replyError(kind, identity string, res any, err error) (proto.Message, error
 		return nil, fmt.Errorf("request %s/%s: unexpected reply %T", kind, identity, res)
 	}
 }
-
