@@ -35,9 +35,8 @@ import (
 // for an actor (0 for none), queried after the call: the read fence.
 type Journal interface {
 	AppendAsync(actorID string, events []persistence.Event, reminder persistence.ReminderChange, done func(error)) error
-	LoadSnapshot(ctx context.Context, actorID string) (persistence.Snapshot, bool, error)
+	Recover(ctx context.Context, actorID string, restore func(persistence.Snapshot) error, apply func(persistence.Event) error) error
 	SaveSnapshot(ctx context.Context, actorID string, s persistence.Snapshot) error
-	Replay(ctx context.Context, actorID string, afterSeq int64, fn func(persistence.Event) error) error
 	LoadArchived(ctx context.Context, actorID string, key int64) (persistence.Archived, bool, error)
 	DueReminders(ctx context.Context, before time.Time, limit int) ([]persistence.Reminder, error)
 	LastSeq(ctx context.Context, actorID string) (int64, error)

@@ -651,36 +651,33 @@ func (j *Journaled) recover() error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
 	defer cancel()
-	snap, ok, err := j.opt.Journal.LoadSnapshot(ctx, j.opt.ID)
-	if err != nil {
-		return fmt.Errorf("recover %s: %w", j.opt.ID, err)
-	}
-	if ok {
+	restore := func(snap persistence.Snapshot) error {
 		m, err := decode(snap.Type, snap.Payload)
 		if err != nil {
-			return fmt.Errorf("recover %s: snapshot: %w", j.opt.ID, err)
+			return fmt.Errorf("snapshot: %w", err)
 		}
 		if err := j.opt.Model.Restore(m); err != nil {
-			return fmt.Errorf("recover %s: restore: %w", j.opt.ID, err)
+			return fmt.Errorf("restore: %w", err)
 		}
 		j.applied = snap.Seq
+		return nil
 	}
-	err = j.opt.Journal.Replay(ctx, j.opt.ID, j.applied, func(e persistence.Event) error {
+	apply := func(e persistence.Event) error {
 		if e.Seq != j.applied+1 {
-			return fmt.Errorf("gap in journal: seq %d after %d", e.Seq, j.applied)
+			return fmt.Errorf("replay: gap in journal: seq %d after %d", e.Seq, j.applied)
 		}
 		m, err := decode(e.Type, e.Payload)
 		if err != nil {
-			return err
+			return fmt.Errorf("replay: %w", err)
 		}
 		j.opt.Model.Apply(m)
 		j.applied = e.Seq
 		j.sinceSnapshot++
 		j.stats.Recovered++
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("recover %s: replay: %w", j.opt.ID, err)
+	}
+	if err := j.opt.Journal.Recover(ctx, j.opt.ID, restore, apply); err != nil {
+		return fmt.Errorf("recover %s: %w", j.opt.ID, err)
 	}
 	j.durable = j.applied
 	// Whatever reminder is stored, this incarnation has not written it: the

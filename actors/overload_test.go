@@ -165,13 +165,13 @@ func TestRecoveryFailureBacksOff(t *testing.T) {
 	}, "recovers after the outage with only the acknowledged add")
 }
 
-// loadCountingJournal counts snapshot loads: one per recovery attempt.
+// loadCountingJournal counts recoveries (each attempt reads the journal once).
 type loadCountingJournal struct {
 	*actortest.MemJournal
 	loads atomic.Int64
 }
 
-func (l *loadCountingJournal) LoadSnapshot(ctx context.Context, id string) (persistence.Snapshot, bool, error) {
+func (l *loadCountingJournal) Recover(ctx context.Context, id string, restore func(persistence.Snapshot) error, apply func(persistence.Event) error) error {
 	l.loads.Add(1)
-	return l.MemJournal.LoadSnapshot(ctx, id)
+	return l.MemJournal.Recover(ctx, id, restore, apply)
 }

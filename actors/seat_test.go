@@ -352,7 +352,9 @@ func countEvents[T proto.Message](t *testing.T, j *actortest.MemJournal, actorID
 }
 
 // replaySeat rebuilds a seat actor's state from the journal alone.
-func replaySeat(t *testing.T, j Journal, option int64) *seatState {
+func replaySeat(t *testing.T, j interface {
+	Replay(ctx context.Context, actorID string, afterSeq int64, fn func(persistence.Event) error) error
+}, option int64) *seatState {
 	t.Helper()
 	s := newSeatState(option)
 	err := j.Replay(context.Background(), seatJournalPrefix+strconv.FormatInt(option, 10), 0, func(e persistence.Event) error {

@@ -84,7 +84,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // ---- the store as an operator sees it ----
 
 // storeErrorsHelp documents store_errors_total.
-const storeErrorsHelp = "Store operations that failed, by operation (append, snapshot_save, snapshot_load, replay, " +
+const storeErrorsHelp = "Store operations that failed, by operation (append, snapshot_save, snapshot_load, replay, recover, " +
 	"archive_load, reminders, fence, catalog, ping) and reason (unavailable, timeout, overloaded, fenced, busy, invalid, other). " +
 	"A look-up of a missing row and a call its caller cancelled are not failures."
 
@@ -219,6 +219,14 @@ func (j *MeteredJournal) LoadSnapshot(ctx context.Context, actorID string) (Snap
 	s, ok, err := j.Journal.LoadSnapshot(ctx, actorID)
 	j.m.failed("snapshot_load", err)
 	return s, ok, err
+}
+
+// Recover is Journal.Recover, counted (an error of restore or apply counts
+// as "other").
+func (j *MeteredJournal) Recover(ctx context.Context, actorID string, restore func(Snapshot) error, apply func(Event) error) error {
+	err := j.Journal.Recover(ctx, actorID, restore, apply)
+	j.m.failed("recover", err)
+	return err
 }
 
 // Replay is Journal.Replay, counted (an error of fn counts as "other").

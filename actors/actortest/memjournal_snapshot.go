@@ -25,6 +25,21 @@ func (m *MemJournal) LoadSnapshot(ctx context.Context, actorID string) (persiste
 	return s, true, nil
 }
 
+// Recover has the contract of persistence.Journal.Recover: LoadSnapshot,
+// then Replay after it.
+func (m *MemJournal) Recover(ctx context.Context, actorID string, restore func(persistence.Snapshot) error, apply func(persistence.Event) error) error {
+	s, ok, err := m.LoadSnapshot(ctx, actorID)
+	if err != nil {
+		return fmt.Errorf("journal recover %s: %w", actorID, err)
+	}
+	if ok {
+		if err := restore(s); err != nil {
+			return err
+		}
+	}
+	return m.Replay(ctx, actorID, s.Seq, apply)
+}
+
 // SaveSnapshot has the contract of persistence.Journal.SaveSnapshot: an
 // older or equal snapshot never replaces a newer one (and its archive is
 // dropped with it); the archive and, with PruneAfterSnapshot, the pruning

@@ -34,6 +34,9 @@ type Store interface {
 	Replay(ctx context.Context, actorID string, afterSeq int64, fn func(persistence.Event) error) error
 	// LoadSnapshot returns the actor's newest snapshot, if any.
 	LoadSnapshot(ctx context.Context, actorID string) (persistence.Snapshot, bool, error)
+	// Recover hands the snapshot, if any, to restore, then every event
+	// after it to apply, in Seq order.
+	Recover(ctx context.Context, actorID string, restore func(persistence.Snapshot) error, apply func(persistence.Event) error) error
 	// SaveSnapshot stores a newer snapshot with its archive (and prunes).
 	SaveSnapshot(ctx context.Context, actorID string, s persistence.Snapshot) error
 	// LoadArchived returns a record archived by a snapshot, if any.
@@ -100,6 +103,7 @@ func Run(t *testing.T, open func(t *testing.T, cfg Config) Store) {
 		{"SnapshotBusy", snapshotBusy},
 		{"OverloadRefusesSynchronously", overloadRefusesSynchronously},
 		{"LastSeq", lastSeq},
+		{"RecoverSnapshotThenEvents", recoverSnapshotThenEvents},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
