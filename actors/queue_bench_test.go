@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -115,4 +116,54 @@ func queueWithHistory(waiting, expired, keep int) *queueModel {
 func (m *queueModel) config() QueueConfig {
 	return QueueConfig{ActiveTokens: m.activeTokens, TokenIdleTTL: m.tokenIdle, WaitIdleTTL: m.waitIdle,
 		ExpiredRetention: m.retention, ExpiredKeep: m.keepExpired}.withDefaults()
+}
+
+// BenchmarkQueueIssueWithTokensHeld is the queue actor's work for one new
+// fan's token — decide, apply its events, answer its place — with 10k,
+// 100k and 1M tokens already held (all waiting: the line is as long as it
+// gets), so that a cost growing with the line shows (issue 8: token issue
+// flat from 10k to 1M tokens held). The journal write is not in it (see
+// BenchmarkJournal). Run it with
+//
+//	go test -run '^$' -bench BenchmarkQueueIssueWithTokensHeld ./actors/
+//
+// The 1M case is skipped with -short.
+func BenchmarkQueueIssueWithTokensHeld(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"10k", 10_000}, {"100k", 100_000}, {"1M", 1_000_000}} {
+		b.Run("held="+c.name, func(b *testing.B) {
+			if c.n > 100_000 && testing.Short() {
+				b.Skip("large case skipped in -short mode")
+			}
+			m := queueWithHistory(c.n, 0, queueDefaultExpiredKeep)
+			random := rand.New(rand.NewPCG(1, 2))
+			now := wqNow()
+			user := int64(c.n) + 1
+			for b.Loop() {
+				user++
+				events, secret, rej := m.decideIssue(&messages.IssueToken{UserId: user}, now, randReader{random})
+				if rej != nil {
+					b.Fatal(rej)
+				}
+				for _, e := range events {
+					m.Apply(e)
+				}
+				if v := m.view(m.byToken[digestOf(secret)]); v.GetPosition() < int64(c.n) {
+					b.Fatalf("new fan at place %d behind %d waiting", v.GetPosition(), c.n)
+				}
+			}
+		})
+	}
+}
+
+// randReader reads a seeded generator's bytes (the benchmark's tokens).
+type randReader struct{ r *rand.Rand }
+
+func (r randReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r.r.Uint32())
+	}
+	return len(p), nil
 }
