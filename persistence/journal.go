@@ -142,7 +142,8 @@ type Journal struct {
 	snapSlots chan struct{} // one token per running SaveSnapshot
 	sql       batchStatements
 	metrics   *journalMetrics
-	lastSeq   lastSeqBatcher // LastSeq calls (journal_lastseq.go)
+	lastSeq   readBatcher[*lastSeqCall] // LastSeq calls (journal_lastseq.go)
+	recovers  readBatcher[*recoverCall] // Recover calls (journal_read.go)
 
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 )
 
 // lastSeqTimeout bounds one LastSeq query (all the actors it serves).
@@ -21,16 +20,6 @@ FROM unnest($1::text[]) AS a(id)`
 // ValidateActorID checks an actor id as every journal method does: nil or
 // an error wrapping ErrInvalid.
 func ValidateActorID(actorID string) error { return validateActorID(actorID) }
-
-// lastSeqBatcher gathers the LastSeq calls of all actors: one query runs at
-// a time, and every call made while it runs waits for the next one, which
-// serves them all (so a thousand actors confirming at once after a failover
-// cost a few round trips, not a thousand).
-type lastSeqBatcher struct {
-	mu      sync.Mutex
-	running bool
-	pending []*lastSeqCall
-}
 
 type lastSeqCall struct {
 	actorID string
@@ -50,15 +39,7 @@ func (j *Journal) LastSeq(ctx context.Context, actorID string) (int64, error) {
 		return 0, fmt.Errorf("journal last seq %q: %w", actorID, err)
 	}
 	c := &lastSeqCall{actorID: actorID, done: make(chan struct{})}
-	b := &j.lastSeq
-	b.mu.Lock()
-	b.pending = append(b.pending, c)
-	lead := !b.running
-	b.running = true
-	b.mu.Unlock()
-	if lead {
-		go j.runLastSeq()
-	}
+	j.lastSeq.add(c, j.answerLastSeqs)
 	select {
 	case <-c.done:
 		return c.seq, c.err
@@ -67,28 +48,15 @@ func (j *Journal) LastSeq(ctx context.Context, actorID string) (int64, error) {
 	}
 }
 
-// runLastSeq answers the pending calls, one query per round, until none
-// is left.
-func (j *Journal) runLastSeq() {
-	b := &j.lastSeq
-	for {
-		b.mu.Lock()
-		calls := b.pending
-		b.pending = nil
-		if len(calls) == 0 {
-			b.running = false
-			b.mu.Unlock()
-			return
+// answerLastSeqs answers one round of LastSeq calls with one query.
+func (j *Journal) answerLastSeqs(calls []*lastSeqCall) {
+	seqs, err := j.queryLastSeqs(calls)
+	for _, c := range calls {
+		c.seq, c.err = seqs[c.actorID], err
+		if err != nil {
+			c.seq, c.err = 0, fmt.Errorf("journal last seq %s: %w", c.actorID, err)
 		}
-		b.mu.Unlock()
-		seqs, err := j.queryLastSeqs(calls)
-		for _, c := range calls {
-			c.seq, c.err = seqs[c.actorID], err
-			if err != nil {
-				c.seq, c.err = 0, fmt.Errorf("journal last seq %s: %w", c.actorID, err)
-			}
-			close(c.done)
-		}
+		close(c.done)
 	}
 }
 

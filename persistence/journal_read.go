@@ -74,64 +74,125 @@ WHERE due_at < $1 ORDER BY due_at, actor_id LIMIT $2`, before, limit)
 	return out, nil
 }
 
-// recoverSQL reads an actor's snapshot (flag true, if any) and the first
-// page of its events after the snapshot, in one statement and so from one
-// consistent view of the tables.
-const recoverSQL = `WITH s AS (SELECT seq, snapshot_type, payload FROM journal_snapshots WHERE actor_id = $1)
-SELECT true, seq, snapshot_type, payload FROM s
+// recoverSQL reads, for each actor of $1, its snapshot (flag true, if any)
+// and the first page ($2 rows) of its events after the snapshot, in one
+// statement and so from one consistent view of the tables.
+const recoverSQL = `WITH a AS (SELECT DISTINCT unnest($1::text[]) AS id),
+s AS (SELECT j.actor_id, j.seq, j.snapshot_type, j.payload FROM journal_snapshots j WHERE j.actor_id IN (SELECT id FROM a))
+SELECT s.actor_id, true, s.seq, s.snapshot_type, s.payload FROM s
 UNION ALL
-(SELECT false, e.seq, e.event_type, e.payload FROM journal_events e
-WHERE e.actor_id = $1 AND e.seq > COALESCE((SELECT seq FROM s), 0)
-ORDER BY e.seq LIMIT $2)`
+SELECT a.id, false, e.seq, e.event_type, e.payload FROM a CROSS JOIN LATERAL (
+  SELECT seq, event_type, payload FROM journal_events e
+  WHERE e.actor_id = a.id AND e.seq > COALESCE((SELECT s.seq FROM s WHERE s.actor_id = a.id), 0)
+  ORDER BY e.seq LIMIT $2) e`
+
+// recoverTimeout bounds one recovery query (all the actors it serves).
+const recoverTimeout = batchTimeout
+
+// recoverCall is one Recover call waiting for its round's query.
+type recoverCall struct {
+	actorID string
+	snap    *Snapshot
+	events  []Event // the first page, in Seq order
+	err     error
+	done    chan struct{}
+}
 
 // Recover reads what an actor needs to start: its snapshot, if it has one,
 // is handed to restore, then every event after it to apply, in Seq order,
-// as LoadSnapshot and Replay would. An actor whose events fit one page
-// (1,000) costs one query instead of two: a fan's first hold activates a
-// wallet that has little or nothing to read (issue 8's fresh-holds
-// profile: the two queries were 17 % of the server's CPU). An error from
-// restore or apply stops it and is returned as is.
+// as LoadSnapshot and Replay would; restore and apply run on the caller's
+// goroutine. The actors that start at the same time share one query (see
+// readBatcher), which reads each one's snapshot and first page of events
+// (1,000): a fan's first hold starts a wallet that has little or nothing to
+// read, and the two queries per start this replaces were 17 % of the
+// server's CPU in issue 8's fresh-holds profile. An actor with more events
+// reads the rest page by page (Replay). Errors wrap ErrUnavailable (or
+// ErrInvalid, or the context's error); an error from restore or apply stops
+// it and is returned as is.
 func (j *Journal) Recover(ctx context.Context, actorID string, restore func(Snapshot) error, apply func(Event) error) error {
-	rows, err := j.pool.Query(ctx, recoverSQL, actorID, replayPage)
-	if err != nil {
-		return fmt.Errorf("journal recover %s: %w", actorID, classify(err))
+	if err := validateActorID(actorID); err != nil {
+		return fmt.Errorf("journal recover %q: %w", actorID, err)
 	}
-	var (
-		snap    Snapshot
-		hasSnap bool
-		page    = make([]Event, 0, 8)
-		isSnap  bool
-		e       Event
-	)
-	_, err = pgx.ForEachRow(rows, []any{&isSnap, &e.Seq, &e.Type, &e.Payload}, func() error {
-		if isSnap {
-			snap, hasSnap = Snapshot{Seq: e.Seq, Type: e.Type, Payload: e.Payload}, true
-		} else {
-			page = append(page, e)
-		}
-		e.Payload = nil // the next scan must not reuse the same array
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("journal recover %s: %w", actorID, classify(err))
+	c := &recoverCall{actorID: actorID, done: make(chan struct{})}
+	j.recovers.add(c, j.answerRecovers)
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("journal recover %s: %w", actorID, ctx.Err())
+	}
+	if c.err != nil {
+		return fmt.Errorf("journal recover %s: %w", actorID, c.err)
 	}
 	after := int64(0)
-	if hasSnap {
-		if err := restore(snap); err != nil {
+	if c.snap != nil {
+		if err := restore(*c.snap); err != nil {
 			return err
 		}
-		after = snap.Seq
+		after = c.snap.Seq
 	}
-	// UNION ALL keeps each branch's order in practice, not by contract.
-	slices.SortFunc(page, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
-	for _, ev := range page {
+	for _, ev := range c.events {
 		if err := apply(ev); err != nil {
 			return err
 		}
 		after = ev.Seq
 	}
-	if len(page) < replayPage {
+	if len(c.events) < replayPage {
 		return nil
 	}
 	return j.Replay(ctx, actorID, after, apply)
+}
+
+// answerRecovers answers one round of Recover calls with one query. Calls
+// for the same actor get the same (read-only) rows.
+func (j *Journal) answerRecovers(calls []*recoverCall) {
+	type found struct {
+		snap   *Snapshot
+		events []Event
+	}
+	ids := make([]string, len(calls))
+	for i, c := range calls {
+		ids[i] = c.actorID
+	}
+	byActor := make(map[string]*found, len(calls))
+	err := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+		defer cancel()
+		rows, err := j.pool.Query(ctx, recoverSQL, ids, replayPage)
+		if err != nil {
+			return classify(err)
+		}
+		var (
+			id     string
+			isSnap bool
+			e      Event
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &isSnap, &e.Seq, &e.Type, &e.Payload}, func() error {
+			f := byActor[id]
+			if f == nil {
+				f = &found{}
+				byActor[id] = f
+			}
+			if isSnap {
+				f.snap = &Snapshot{Seq: e.Seq, Type: e.Type, Payload: e.Payload}
+			} else {
+				f.events = append(f.events, e)
+			}
+			e.Payload = nil // the next scan must not reuse the same array
+			return nil
+		})
+		return classify(err)
+	}()
+	for _, f := range byActor {
+		// UNION ALL and the lateral join keep each page's order in
+		// practice, not by contract.
+		slices.SortFunc(f.events, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	for _, c := range calls {
+		if err != nil {
+			c.err = err
+		} else if f := byActor[c.actorID]; f != nil {
+			c.snap, c.events = f.snap, f.events
+		}
+		close(c.done)
+	}
 }

@@ -3,6 +3,8 @@ package journaltest
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/concert/ticketing/persistence"
@@ -93,4 +95,65 @@ func recoverSnapshotThenEvents(t *testing.T, open func(*testing.T, Config) Store
 		func(persistence.Event) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
 		t.Fatalf("failing apply: %v after %d calls", err, calls)
 	}
+}
+
+// recoverManyAtOnce: actors recovering at the same time (a store may serve
+// them with one read) each get their own snapshot and events, whatever the
+// others have; an actor recovered twice at once gets the same both times.
+func recoverManyAtOnce(t *testing.T, open func(*testing.T, Config) Store) {
+	s := open(t, Config{})
+	ctx := ctxT(t)
+	const actors = 40
+	id := func(i int) string { return fmt.Sprintf("many/%d", i) }
+	for i := range actors {
+		if i%4 == 0 {
+			continue // nothing stored
+		}
+		mustAppend(t, s, id(i), events(1, int64(i), fmt.Sprintf("E%d", i)), persistence.ReminderChange{})
+		if i%3 == 0 {
+			if err := s.SaveSnapshot(ctx, id(i), persistence.Snapshot{Seq: int64(i / 2), Type: fmt.Sprintf("S%d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for round := range 2 {
+		for i := range actors {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := recoverAll(t, s, id(i))
+				var want []persistence.Event
+				switch {
+				case i%4 == 0:
+				case i%3 == 0:
+					if r.snap == nil || r.snap.Seq != int64(i/2) || r.snap.Type != fmt.Sprintf("S%d", i) {
+						t.Errorf("round %d, %s: snapshot %+v", round, id(i), r.snap)
+					}
+					want = events(int64(i/2)+1, int64(i), fmt.Sprintf("E%d", i))
+				default:
+					want = events(1, int64(i), fmt.Sprintf("E%d", i))
+				}
+				if i%3 != 0 && r.snap != nil {
+					t.Errorf("round %d, %s: snapshot %+v, none stored", round, id(i), r.snap)
+				}
+				if !sameEvents(r.events, want) {
+					t.Errorf("round %d, %s: %d events, want %d", round, id(i), len(r.events), len(want))
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+func sameEvents(got, want []persistence.Event) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i].Seq != want[i].Seq || got[i].Type != want[i].Type || !bytes.Equal(got[i].Payload, want[i].Payload) {
+			return false
+		}
+	}
+	return true
 }

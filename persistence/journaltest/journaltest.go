@@ -104,6 +104,7 @@ func Run(t *testing.T, open func(t *testing.T, cfg Config) Store) {
 		{"OverloadRefusesSynchronously", overloadRefusesSynchronously},
 		{"LastSeq", lastSeq},
 		{"RecoverSnapshotThenEvents", recoverSnapshotThenEvents},
+		{"RecoverManyAtOnce", recoverManyAtOnce},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
