@@ -205,11 +205,15 @@ func TestE2ETokenStreamKeepsItsPlace(t *testing.T) {
 	e := startNode(t, node.Config{ActiveTokens: 1, WaitIdleTTL: time.Second,
 		StreamInterval: 20 * time.Millisecond, StreamHeartbeat: 100 * time.Millisecond})
 	e.token(e.user("active"))
-	followed := e.token(e.user("followed"))
-	alone := e.token(e.user("alone"))
-	issued := time.Now()
+	followedUser, aloneUser := e.user("followed"), e.user("alone")
+	// The stream is opened right after the token's issue: it keeps the
+	// token in line only from then on, and another request in between
+	// could take the second of WAIT_IDLE_TTL on a busy machine.
+	followed := e.token(followedUser)
 	s := e.openStream(followed)
 	s.want(`{"status":"WAIT","position":1}`)
+	alone := e.token(aloneUser) // behind the followed one
+	issued := time.Now()
 	// The token nobody follows leaves the line (read from the node's table:
 	// a poll would keep it in line) ...
 	waitFor(t, 10*time.Second, "the token nobody follows to leave the line", func() bool {
