@@ -113,8 +113,13 @@ func TestDuplicateActivationNeverDoubleBooks(t *testing.T) {
 		t.Fatalf("%d holds granted for %d seats", len(wins), len(seats))
 	}
 	// Every granted hold is in the journal, whichever node granted it: a
-	// fresh incarnation on either node sees all of them.
-	for _, n := range nodes {
+	// fresh incarnation on either node sees all of them. Fresh nodes, not
+	// the race's: an incarnation that wrote last before the other node's
+	// successor wrote was never fenced, and still serves what it knew (a
+	// request scheduled late on a busy machine reaches a node after its
+	// incarnation was fenced, and the successor's holds land after the
+	// other node's last write).
+	for _, n := range []*cluster.Local{node("node-a2"), node("node-b2")} {
 		for _, w := range wins {
 			res, err := request(n, &messages.GetReservation{ReservationId: w.reservation})
 			if err != nil {

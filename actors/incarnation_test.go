@@ -248,7 +248,7 @@ func TestSeatBadKeyDoesNotDisturbOthers(t *testing.T) {
 				if seatCode(err) != messages.CodeInvalidRequest {
 					t.Errorf("bad key: %v, want INVALID_REQUEST", err)
 				}
-				if d := time.Since(began); d > 2*time.Second {
+				if d := time.Since(began); d > 5*time.Second { // the caller's timeout is 10 s
 					t.Errorf("bad key answered after %v", d)
 				}
 			}()

@@ -131,12 +131,19 @@ func TestQueueTouchesJournaledInBatches(t *testing.T) {
 	h.tokens.Check(toks[5].GetToken(), clock.Now()) // WAIT: a check is not a poll
 	h.advance(t, 0)
 	h.advance(t, time.Second) // nothing used during this second
-	var batches []*messages.TokensTouched
-	for _, ev := range journaledEvents(t, j, queueJournalPrefix+"main") {
-		if e, ok := ev.(*messages.TokensTouched); ok {
-			batches = append(batches, e)
+	touched := func() []*messages.TokensTouched {
+		var batches []*messages.TokensTouched
+		for _, ev := range journaledEvents(t, j, queueJournalPrefix+"main") {
+			if e, ok := ev.(*messages.TokensTouched); ok {
+				batches = append(batches, e)
+			}
 		}
+		return batches
 	}
+	// A tick queues the batch; the journal writes it on its own goroutine,
+	// which ticks do not wait for.
+	actortest.Eventually(t, 5*time.Second, func() bool { return len(touched()) > 0 }, "the uses to be journaled")
+	batches := touched()
 	if len(batches) != 1 || len(batches[0].GetTokenIds()) != 5 || batches[0].GetAtMs() != toks[0].GetCreatedAtMs()+1000 {
 		t.Fatalf("batches %v, want one of tokens 1-5 at t+1s", batches)
 	}

@@ -132,8 +132,10 @@ func TestHoldRefusedForTheLimitNeverTurnsAwayAnotherFan(t *testing.T) {
 		t.Error("seat 2 reads taken while its only hold waits for a slot it will be refused")
 	}
 	second := make(chan error, 1)
+	handled := h.holdsIn.Load()
 	go func() { _, err := h.hold(2, 2); second <- err }()
-	time.Sleep(100 * time.Millisecond) // let the other fan's hold reach the seat actor
+	actortest.Eventually(t, 5*time.Second, func() bool { return h.holdsIn.Load() > handled },
+		"the other fan's hold to reach the seat actor")
 	open()
 	wantCode(t, <-first, messages.CodeHoldLimit)
 	if err := <-second; err != nil {

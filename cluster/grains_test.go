@@ -125,12 +125,18 @@ func TestGrainsReachByKindAndIdentity(t *testing.T) {
 // busy the machine is: none may be lost (a lost one
 // would wait out its deadline). Both a graceful Leave and an abrupt stop are
 // covered: late messages are bounced as dead letters and retried.
+//
+// A request that loses the race for its grain many times over waits for
+// each new activation: on a busy machine (under -race, beside other tests)
+// that took 1.5 s, so the deadline is generous and only a request that
+// waited half of it counts as slow.
 func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
 	g := startTestGrains(t)
 	for _, kind := range []string{"leave", "abrupt"} {
 		t.Run(kind, func(t *testing.T) {
 			started := activations[kind]
 			const callers, perCaller = 16, 150
+			const deadline = 10 * time.Second
 			var wg sync.WaitGroup
 			var failed, slow atomic.Int64
 			start := make(chan struct{})
@@ -141,14 +147,14 @@ func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
 					<-start
 					for i := range perCaller {
 						id := []string{"x", "y", "z"}[(c+i)%3]
-						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+						ctx, cancel := context.WithTimeout(context.Background(), deadline)
 						t0 := time.Now()
 						_, err := g.Request(ctx, kind, id, wrapperspb.String("hi"))
 						cancel()
 						if err != nil {
 							failed.Add(1)
 						}
-						if time.Since(t0) > time.Second {
+						if time.Since(t0) > deadline/2 {
 							slow.Add(1)
 						}
 						if i%10 == 0 {
@@ -159,8 +165,8 @@ func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
 			}
 			close(start)
 			wg.Wait()
-			t.Logf("%d requests, %d activations (passivations raced), %d failed, %d slower than 1s",
-				callers*perCaller, started.Load(), failed.Load(), slow.Load())
+			t.Logf("%d requests, %d activations (passivations raced), %d failed, %d slower than %v",
+				callers*perCaller, started.Load(), failed.Load(), slow.Load(), deadline/2)
 			if failed.Load() > 0 || slow.Load() > 0 {
 				t.Fatalf("%d requests failed and %d were slow", failed.Load(), slow.Load())
 			}

@@ -118,7 +118,8 @@ type Streams struct {
 	shards []*streamShard
 	next   atomic.Uint64 // round robin over the shards
 	open   atomic.Int64
-	// writeTimeout bounds one write (streamWriteTimeout; shorter in tests).
+	// writeTimeout bounds one write, a refusal included (streamWriteTimeout;
+	// tests set their own).
 	writeTimeout time.Duration
 
 	mu      sync.Mutex // guards started and closed (and makes Close wait)
@@ -263,7 +264,7 @@ func (s *Streams) start(conn net.Conn, token string, state actors.TokenState, ve
 	s.mu.Unlock()
 	if !admit {
 		s.refused.Inc()
-		writeRefusal(conn)
+		writeRefusal(conn, s.writeTimeout)
 		_ = conn.Close()
 		return
 	}
@@ -291,12 +292,13 @@ func (s *Streams) start(conn net.Conn, token string, state actors.TokenState, ve
 }
 
 // writeRefusal answers a request refused after the hijack (the limit was
-// reached meanwhile, or the node is stopping) as errorHandler would.
-func writeRefusal(conn net.Conn) {
+// reached meanwhile, or the node is stopping) as errorHandler would, within
+// timeout (the hub's write timeout).
+func writeRefusal(conn net.Conn, timeout time.Duration) {
 	body, _ := json.Marshal(apiError{Code: messages.CodeStoreUnavailable, Message: unavailableMessage})
 	head := "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n" +
 		"Connection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
-	_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
 	_, _ = conn.Write(append([]byte(head), body...))
 }
 

@@ -177,12 +177,17 @@ func TestE2ETokenStreamOfAReplacedSecret(t *testing.T) {
 // heartbeats, does not keep the token alive, and ends when the token
 // expires for want of use.
 func TestE2ETokenStreamHeartbeatAndIdleExpiry(t *testing.T) {
-	e := startNode(t, node.Config{TokenIdleTTL: 1500 * time.Millisecond,
+	// The token's idle time runs from its issue: the stream must be open
+	// and have had its three heartbeats (0.6 s) before the TTL is out,
+	// however long a busy machine takes to open it.
+	const ttl = 2 * time.Second
+	e := startNode(t, node.Config{TokenIdleTTL: ttl,
 		StreamInterval: 20 * time.Millisecond, StreamHeartbeat: 200 * time.Millisecond})
-	token := e.token(e.user("fan"))
+	user := e.user("fan")
+	issued := time.Now() // no later than the token's last use
+	token := e.token(user)
 	s := e.openStream(token)
 	s.want(`{"status":"ACTIVE","position":0}`)
-	start := time.Now()
 	for range 3 {
 		ev, closed := s.next(5*time.Second, false)
 		require.False(t, closed)
@@ -190,7 +195,7 @@ func TestE2ETokenStreamHeartbeatAndIdleExpiry(t *testing.T) {
 	}
 	s.want(`{"status":"EXPIRED","position":0}`)
 	s.wantEnd()
-	require.Greater(t, time.Since(start), time.Second, "the stream kept nothing alive, but the token lived its TTL")
+	require.Greater(t, time.Since(issued), ttl-500*time.Millisecond, "the stream kept nothing alive, but the token lived its TTL")
 }
 
 // TestE2ETokenStreamKeepsItsPlace: a waiting token followed by a stream
@@ -200,11 +205,23 @@ func TestE2ETokenStreamKeepsItsPlace(t *testing.T) {
 	e := startNode(t, node.Config{ActiveTokens: 1, WaitIdleTTL: time.Second,
 		StreamInterval: 20 * time.Millisecond, StreamHeartbeat: 100 * time.Millisecond})
 	e.token(e.user("active"))
-	followed := e.token(e.user("followed"))
-	alone := e.token(e.user("alone"))
+	followedUser, aloneUser := e.user("followed"), e.user("alone")
+	// The stream is opened right after the token's issue: it keeps the
+	// token in line only from then on, and another request in between
+	// could take the second of WAIT_IDLE_TTL on a busy machine.
+	followed := e.token(followedUser)
 	s := e.openStream(followed)
 	s.want(`{"status":"WAIT","position":1}`)
-	time.Sleep(3 * time.Second)
+	alone := e.token(aloneUser) // behind the followed one
+	issued := time.Now()
+	// The token nobody follows leaves the line (read from the node's table:
+	// a poll would keep it in line) ...
+	waitFor(t, 10*time.Second, "the token nobody follows to leave the line", func() bool {
+		waiting, _ := e.n.Booking().QueueSizes()
+		return waiting == 1
+	})
+	// ... while the followed one stays, three WAIT_IDLE_TTLs without a poll.
+	time.Sleep(time.Until(issued.Add(3 * time.Second)))
 	require.Equal(t, "WAIT", e.ok(200, e.do("GET", "/users/token", nil, bearer(followed)))["status"])
 	require.Equal(t, "EXPIRED", e.ok(200, e.do("GET", "/users/token", nil, bearer(alone)))["status"])
 	// Its place never changed (the one behind it left): no event but heartbeats.

@@ -210,6 +210,10 @@ func newHub(t *testing.T, opt StreamOptions) *hubEnv {
 	}
 	feed := newFakeFeed()
 	s := NewStreams(feed, opt)
+	// A write on a net.Pipe waits for the test's reader goroutine to read
+	// it; on a busy machine that goroutine may not run within the
+	// production timeout (100 ms), which would end the stream.
+	s.writeTimeout = 10 * time.Second
 	t.Cleanup(s.Close)
 	return &hubEnv{feed: feed, s: s, t0: time.Now()}
 }
@@ -324,7 +328,9 @@ func TestStreamHubExpiredTokenGetsOneEvent(t *testing.T) {
 	c := h.open(t, "tok")
 	c.want("token", `{"status":"EXPIRED","position":0}`)
 	c.wantClosed()
-	require.Equal(t, 0, h.s.Open())
+	// start ends the stream on its own goroutine: it closes the connection
+	// (what the client saw), then counts the stream out.
+	require.Eventually(t, func() bool { return h.s.Open() == 0 }, 5*time.Second, time.Millisecond)
 }
 
 func TestStreamHubHeartbeat(t *testing.T) {
@@ -369,7 +375,6 @@ func TestStreamHubKeepsWaitingTokensPolled(t *testing.T) {
 
 func TestStreamHubDropsAClientThatDoesNotRead(t *testing.T) {
 	h := newHub(t, StreamOptions{Heartbeat: time.Second})
-	h.s.writeTimeout = 50 * time.Millisecond
 	h.feed.set("tok", messages.TokenStatus_TOKEN_ACTIVE, 0)
 	server, client := net.Pipe()
 	defer client.Close()
@@ -384,6 +389,9 @@ func TestStreamHubDropsAClientThatDoesNotRead(t *testing.T) {
 	h.s.start(server, "tok", state, h.feed.Version(), h.t0)
 	<-done
 	require.Equal(t, 1, h.s.Open())
+	// Short only now: the first write waited for a reader that a busy
+	// machine may start late.
+	h.s.writeTimeout = 50 * time.Millisecond
 	h.scan(2 * time.Second) // the heartbeat cannot be written
 	require.Equal(t, 0, h.s.Open())
 	_, err := client.Read(make([]byte, 1))

@@ -83,7 +83,10 @@ func TestWalkthroughAcrossThreeNodes(t *testing.T) {
 func TestOneSeatThousandHoldsThreeNodes(t *testing.T) {
 	skipShort(t)
 	const fans = 1000
-	c := newCluster(t, 3, "ACTIVE_TOKENS=2000", "HOLD_LIMIT=4")
+	// Every hold must be answered 200 or 409, so none may run into the
+	// request timeout: the burst took about 1 s on a busy 2-core machine,
+	// and the default 5 s would leave little room for a busier one.
+	c := newCluster(t, 3, "ACTIVE_TOKENS=2000", "HOLD_LIMIT=4", "REQUEST_TIMEOUT=20s")
 	c.startAll()
 	_, seats := c.concert(c.nodes[0], 1, 1000)
 
