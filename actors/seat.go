@@ -674,7 +674,8 @@ func (a *seatActor) finish(id int64, p *payment, reply proto.Message) {
 // result is the reply carrying a copy of the reservation as a caller sees
 // it (the state keeps changing after the reply is queued).
 func (a *seatActor) result(r *messages.Reservation) *messages.ReservationResult {
-	v := proto.Clone(r).(*messages.Reservation)
+	v := &messages.Reservation{}
+	copyReservation(v, r)
 	v.ConcertOptionId = a.optionID
 	if a.cat != nil {
 		v.ConcertId = a.cat.concertID

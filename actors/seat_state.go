@@ -178,8 +178,15 @@ func (s *seatState) SnapshotSize() int { return len(s.reservations) }
 // shares nothing with the state, so it can be encoded on another goroutine.
 func (s *seatState) Snapshot() proto.Message {
 	snap := &messages.SeatSnapshot{NextReservationNo: s.nextNo}
-	for _, id := range s.sortedIDs(s.live) {
-		snap.Reservations = append(snap.Reservations, proto.Clone(s.reservations[id]).(*messages.Reservation))
+	ids := s.sortedIDs(s.live)
+	// One allocation for all the copies, and no reflection: proto.Clone
+	// per reservation was a tenth of the server's CPU in fresh-holds,
+	// where each date's snapshot carries up to a thousand open holds.
+	copies := make([]messages.Reservation, len(ids))
+	snap.Reservations = make([]*messages.Reservation, len(ids))
+	for i, id := range ids {
+		copyReservation(&copies[i], s.reservations[id])
+		snap.Reservations[i] = &copies[i]
 	}
 	seats := make([]int64, 0, len(s.sold))
 	for seat := range s.sold {
@@ -192,12 +199,35 @@ func (s *seatState) Snapshot() proto.Message {
 	return snap
 }
 
+// copyReservation sets dst to a copy of src, field by field (every field
+// is a scalar; TestCopyReservationCopiesEveryField fails when one is added
+// and not copied here).
+func copyReservation(dst, src *messages.Reservation) {
+	dst.Id = src.Id
+	dst.UserId = src.UserId
+	dst.SeatId = src.SeatId
+	dst.ConcertId = src.ConcertId
+	dst.ConcertOptionId = src.ConcertOptionId
+	dst.Price = src.Price
+	dst.Status = src.Status
+	dst.ExpiresAtMs = src.ExpiresAtMs
+	dst.CreatedAtMs = src.CreatedAtMs
+	dst.UpdateAtMs = src.UpdateAtMs
+	dst.Paying = src.Paying
+	dst.PaidAmount = src.PaidAmount
+	dst.PaidAtMs = src.PaidAtMs
+	dst.BalanceAfter = src.BalanceAfter
+	dst.IdempotencyKey = src.IdempotencyKey
+}
+
 // Closed implements Archiving: copies of the closed reservations still in
 // the state, keyed by reservation id.
 func (s *seatState) Closed() []ArchivedRecord {
 	out := make([]ArchivedRecord, 0, len(s.closed))
 	for _, id := range s.sortedIDs(s.closed) {
-		out = append(out, ArchivedRecord{Key: id, Record: proto.Clone(s.reservations[id])})
+		c := &messages.Reservation{}
+		copyReservation(c, s.reservations[id])
+		out = append(out, ArchivedRecord{Key: id, Record: c})
 	}
 	return out
 }
