@@ -200,8 +200,8 @@ func (s *seatState) Snapshot() proto.Message {
 }
 
 // copyReservation sets dst to a copy of src, field by field (every field
-// is a scalar; TestCopyReservationCopiesEveryField fails when one is added
-// and not copied here).
+// is a plain scalar; TestCopyReservationCopiesEveryField fails when one is
+// added and not copied here).
 func copyReservation(dst, src *messages.Reservation) {
 	dst.Id = src.Id
 	dst.UserId = src.UserId
@@ -218,6 +218,11 @@ func copyReservation(dst, src *messages.Reservation) {
 	dst.PaidAtMs = src.PaidAtMs
 	dst.BalanceAfter = src.BalanceAfter
 	dst.IdempotencyKey = src.IdempotencyKey
+	// Fields a newer binary wrote (a rolling upgrade) survive, as with
+	// proto.Clone.
+	if u := src.ProtoReflect().GetUnknown(); len(u) > 0 {
+		dst.ProtoReflect().SetUnknown(slices.Clone(u))
+	}
 }
 
 // Closed implements Archiving: copies of the closed reservations still in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -137,24 +138,38 @@ func (s *Service) concertOptions(ctx context.Context, concertID int64) ([]persis
 }
 
 // optionSeats returns the seats of an option by id (immutable, cached).
+// One load per date runs at a time, on a context of its own (a waiter's
+// cancellation must not fail the others): at an on-sale's start, every
+// fan's first hold of a cold date would otherwise list the whole date.
 func (s *Service) optionSeats(ctx context.Context, optionID int64) (map[int64]persistence.Seat, error) {
 	if m, ok := s.seatList.get(optionID); ok {
 		return m, nil
 	}
-	list, err := s.catalog.Seats(ctx, optionID)
+	v, err, _ := s.seatLoads.Do(strconv.FormatInt(optionID, 10), func() (any, error) {
+		if m, ok := s.seatList.get(optionID); ok {
+			return m, nil
+		}
+		lctx, cancel := s.detached(ctx)
+		defer cancel()
+		list, err := s.catalog.Seats(lctx, optionID)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[int64]persistence.Seat, len(list))
+		for _, seat := range list {
+			m[seat.ID] = seat
+		}
+		s.seatList.put(optionID, m)
+		// A client holds the seats it was just shown: without this, each
+		// hold of a seat not held before would cost a catalog query (issue
+		// 8's on-sale profile: 60% of booking's hold path).
+		s.seats.putAll(m)
+		return m, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[int64]persistence.Seat, len(list))
-	for _, seat := range list {
-		m[seat.ID] = seat
-	}
-	s.seatList.put(optionID, m)
-	// A client holds the seats it was just shown: without this, each hold
-	// of a seat not held before would cost a catalog query (issue 8's
-	// on-sale profile: 60% of booking's hold path).
-	s.seats.putAll(m)
-	return m, nil
+	return v.(map[int64]persistence.Seat), nil
 }
 
 // seat returns a seat by id (immutable, cached). SEAT_NOT_FOUND.
@@ -173,8 +188,16 @@ func (s *Service) seat(ctx context.Context, seatID int64) (persistence.Seat, err
 	// by fans who never listed them (issue 8's fresh-holds profile: a
 	// query per hold was 14 % of the server's CPU). A failure here only
 	// means the next seat is read alone.
-	if _, err := s.optionSeats(ctx, seat.OptionID); err != nil {
+	m, err := s.optionSeats(ctx, seat.OptionID)
+	switch {
+	case err != nil:
 		s.seats.put(seatID, seat)
+	default:
+		// The date may have been listed before the seat cache last
+		// started over: its seats go back in.
+		if _, ok := s.seats.get(seatID); !ok {
+			s.seats.putAll(m)
+		}
 	}
 	return seat, nil
 }

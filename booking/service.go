@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/concert/ticketing/persistence"
 )
 
@@ -55,11 +57,12 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	users    *cache[int64, struct{}]                    // ids of users known to exist
-	seats    *cache[int64, persistence.Seat]            // seat id → seat
-	options  *cache[int64, persistence.ConcertOption]   // option id → option
-	concerts *cache[int64, []persistence.ConcertOption] // concert id → its options
-	seatList *cache[int64, map[int64]persistence.Seat]  // option id → its seats by id
+	users     *cache[int64, struct{}]                    // ids of users known to exist
+	seats     *cache[int64, persistence.Seat]            // seat id → seat
+	options   *cache[int64, persistence.ConcertOption]   // option id → option
+	concerts  *cache[int64, []persistence.ConcertOption] // concert id → its options
+	seatList  *cache[int64, map[int64]persistence.Seat]  // option id → its seats by id
+	seatLoads singleflight.Group                         // one seat listing per date at a time
 }
 
 // New returns a Service.

@@ -61,18 +61,28 @@ type call struct {
 // open starts a request: answers sent to the call's PID reach its reply
 // channel (the first one; later ones are dropped).
 func (in *inbox) open() *call {
-	id := in.next.Add(1)
-	if id == 0 { // 0 is the base PID's; skip it when the counter wraps
-		id = in.next.Add(1)
+	reply := make(chan any, 1)
+	var id uint32
+	for {
+		// 0 means no request id; and when the counter wraps, an id still
+		// waiting (a request older than 2³² others) is skipped, not shared.
+		if id = in.next.Add(1); id == 0 {
+			continue
+		}
+		sh := &in.shards[id%inboxShards]
+		sh.mu.Lock()
+		_, taken := sh.waiting[id]
+		if !taken {
+			sh.waiting[id] = reply
+		}
+		sh.mu.Unlock()
+		if !taken {
+			break
+		}
 	}
 	// The system's address now, not at newInbox: a member's remote starts
 	// (and sets it) after its inbox is made.
-	c := &call{in: in, PID: &actor.PID{Address: in.system.Address(), Id: in.id, RequestId: id}, reply: make(chan any, 1)}
-	sh := &in.shards[id%inboxShards]
-	sh.mu.Lock()
-	sh.waiting[id] = c.reply
-	sh.mu.Unlock()
-	return c
+	return &call{in: in, PID: &actor.PID{Address: in.system.Address(), Id: in.id, RequestId: id}, reply: reply}
 }
 
 // take removes and returns the channel of request id, if it still waits.

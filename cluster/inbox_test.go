@@ -92,3 +92,22 @@ func TestInboxTimeoutThenLateAnswerDropped(t *testing.T) {
 	require.True(t, errors.Is(err, context.Canceled), "got %v", err)
 	require.Zero(t, in.waitingCount())
 }
+
+// When the request counter wraps onto an id still waiting, the new request
+// takes the next free id: the two never share an answer.
+func TestInboxWrapSkipsAWaitingID(t *testing.T) {
+	system, in, pid, late := newEcho(t)
+	first := in.open() // id 1, left waiting
+	in.next.Store(^uint32(0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := in.request(ctx, system.Root, pid, 41) // wraps past 0 and 1
+	require.NoError(t, err)
+	require.Equal(t, 42, res)
+	system.Root.Send(first.PID, "for the first")
+	got, err := first.wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "for the first", got)
+	require.Zero(t, in.waitingCount())
+	require.Empty(t, late)
+}

@@ -174,7 +174,7 @@ func NewStoreMetrics(reg prometheus.Registerer) *StoreMetrics {
 	m.snapshotBytes = register(reg, m.snapshotBytes)
 	m.snapshotLast = register(reg, m.snapshotLast)
 	m.snapshotSeconds = register(reg, m.snapshotSeconds)
-	for _, op := range []string{"append", "snapshot_save", "replay", "catalog"} {
+	for _, op := range []string{"append", "snapshot_save", "recover", "replay", "catalog"} {
 		m.errors.WithLabelValues(op, "unavailable") // present from the start, at 0
 	}
 	return m

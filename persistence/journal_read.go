@@ -86,8 +86,10 @@ SELECT a.id, false, e.seq, e.event_type, e.payload FROM a CROSS JOIN LATERAL (
   WHERE e.actor_id = a.id AND e.seq > COALESCE((SELECT s.seq FROM s WHERE s.actor_id = a.id), 0)
   ORDER BY e.seq LIMIT $2) e`
 
-// recoverTimeout bounds one recovery query (all the actors it serves).
-const recoverTimeout = batchTimeout
+// recoverTimeout bounds one recovery query (all the actors it serves): as
+// long as an actor's own recovery may take (actors.recoverTimeout), since
+// after a failover one query may serve thousands of actors.
+const recoverTimeout = 30 * time.Second
 
 // recoverCall is one Recover call waiting for its round's query.
 type recoverCall struct {
@@ -142,12 +144,12 @@ func (j *Journal) Recover(ctx context.Context, actorID string, restore func(Snap
 	return j.Replay(ctx, actorID, after, apply)
 }
 
-// answerRecovers answers one round of Recover calls with one query. Calls
-// for the same actor get the same (read-only) rows.
+// answerRecovers answers one round of Recover calls with one query.
 func (j *Journal) answerRecovers(calls []*recoverCall) {
 	type found struct {
 		snap   *Snapshot
 		events []Event
+		given  bool // handed to a call already
 	}
 	ids := make([]string, len(calls))
 	for i, c := range calls {
@@ -191,8 +193,33 @@ func (j *Journal) answerRecovers(calls []*recoverCall) {
 		if err != nil {
 			c.err = err
 		} else if f := byActor[c.actorID]; f != nil {
-			c.snap, c.events = f.snap, f.events
+			if f.given {
+				// A second call for the same actor (two incarnations
+				// starting at once) gets copies: a caller may change what
+				// it is given.
+				f.snap, f.events = copySnapshot(f.snap), copyEvents(f.events)
+			}
+			c.snap, c.events, f.given = f.snap, f.events, true
 		}
 		close(c.done)
 	}
+}
+
+// copySnapshot is a copy of s sharing no bytes with it (nil for nil).
+func copySnapshot(s *Snapshot) *Snapshot {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Payload = slices.Clone(s.Payload)
+	return &c
+}
+
+// copyEvents is a copy of events sharing no bytes with them.
+func copyEvents(events []Event) []Event {
+	out := slices.Clone(events)
+	for i := range out {
+		out[i].Payload = slices.Clone(out[i].Payload)
+	}
+	return out
 }
