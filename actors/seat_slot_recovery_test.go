@@ -38,9 +38,7 @@ func userHeld(h *seatHarness, user int64, ids ...int64) int {
 // until the hold's expiry, and the seat stays taken by a hold the wallet
 // refused.
 func TestRefusedSlotHoldDoesNotSurviveAFailedCancel(t *testing.T) {
-	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour})
-	h.walletLimit = 1
-	h.walletJ = actortest.NewMemJournal()
+	h := newSlotHarness(t, SeatConfig{HoldTTL: time.Hour})
 	h.start()
 	first, err := h.hold(1, 1)
 	if err != nil {
@@ -76,9 +74,7 @@ func TestRefusedSlotHoldDoesNotSurviveAFailedCancel(t *testing.T) {
 // The recovered seat actor must not keep the hold beside the user's other
 // holds beyond the limit.
 func TestHoldWithoutSlotDoesNotSurviveARestart(t *testing.T) {
-	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour})
-	h.walletLimit = 1
-	h.walletJ = actortest.NewMemJournal()
+	h := newSlotHarness(t, SeatConfig{HoldTTL: time.Hour})
 	h.start()
 	first, err := h.hold(1, 1)
 	if err != nil {
@@ -113,9 +109,7 @@ func TestHoldWithoutSlotDoesNotSurviveARestart(t *testing.T) {
 // nobody ever held seat 2 — and a read of the free seats meanwhile must
 // not show seat 2 taken. (Linearizably, a refused hold changes nothing.)
 func TestHoldRefusedForTheLimitNeverTurnsAwayAnotherFan(t *testing.T) {
-	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour})
-	h.walletLimit = 1
-	h.walletJ = actortest.NewMemJournal()
+	h := newSlotHarness(t, SeatConfig{HoldTTL: time.Hour})
 	h.start()
 	if _, err := h.hold(1, 1); err != nil {
 		t.Fatal(err)
@@ -150,9 +144,7 @@ func TestHoldRefusedForTheLimitNeverTurnsAwayAnotherFan(t *testing.T) {
 // seat from everyone and its user above the limit.
 func TestRefusedSlotHoldCancelledDespiteOverload(t *testing.T) {
 	adm := NewAdmission(1)
-	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: adm})
-	h.walletLimit = 1
-	h.walletJ = actortest.NewMemJournal()
+	h := newSlotHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: adm})
 	h.catalog.add(8, stConcert, 5)
 	h.start()
 	first, err := h.hold(1, 1)

@@ -35,9 +35,7 @@ func seatReservationOf(t *testing.T, res proto.Message, err error) *messages.Res
 // seat 2 would be taken from everyone until the hold's expiry.
 func TestHoldRefusedLimitNotHeldAfterRestart(t *testing.T) {
 	adm := NewAdmission(1)
-	h := newSeatHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: adm})
-	h.walletLimit = 1
-	h.walletJ = actortest.NewMemJournal()
+	h := newSlotHarness(t, SeatConfig{HoldTTL: time.Hour, Admission: adm})
 	h.catalog.add(8, stConcert, 5)
 	h.start()
 	res, err := h.request("seat", 8, &messages.HoldSeat{UserId: 1, SeatId: 8002})

@@ -109,6 +109,17 @@ type seatHarness struct {
 
 func seatQuietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// newSlotHarness is newSeatHarness for the hold-slot tests: each user may
+// hold one seat, and the wallets journal apart from the seats (a fault
+// injected into the seat journal leaves them alone).
+func newSlotHarness(t *testing.T, cfg SeatConfig) *seatHarness {
+	t.Helper()
+	h := newSeatHarness(t, cfg)
+	h.walletLimit = 1
+	h.walletJ = actortest.NewMemJournal()
+	return h
+}
+
 // newSeatHarness starts seat and wallet actors; cfg's zero fields get test
 // values (journals and catalog are the harness's).
 func newSeatHarness(t *testing.T, cfg SeatConfig) *seatHarness {
