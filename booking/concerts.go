@@ -189,15 +189,12 @@ func (s *Service) seat(ctx context.Context, seatID int64) (persistence.Seat, err
 	// query per hold was 14 % of the server's CPU). A failure here only
 	// means the next seat is read alone.
 	m, err := s.optionSeats(ctx, seat.OptionID)
-	switch {
-	case err != nil:
+	if err != nil {
 		s.seats.put(seatID, seat)
-	default:
-		// The date may have been listed before the seat cache last
-		// started over: its seats go back in.
-		if _, ok := s.seats.get(seatID); !ok {
-			s.seats.putAll(m)
-		}
+	} else if _, ok := s.seats.get(seatID); !ok {
+		// The date was listed before the seat cache last started over:
+		// its seats go back in.
+		s.seats.putAll(m)
 	}
 	return seat, nil
 }

@@ -244,9 +244,7 @@ func (g *Grains) Request(ctx context.Context, kind, identity string, msg proto.M
 		}
 		pid := g.pid(ctx, identity, kind, deadline)
 		if pid != nil {
-			c := g.inbox.open()
-			g.root.RequestWithCustomSender(pid, msg, c.PID)
-			res, err, gone := g.await(ctx, c, pid.GetAddress())
+			res, err, gone := g.await(ctx, g.inbox.send(g.root, pid, msg), pid.GetAddress())
 			if gone {
 				g.c.PidCache.RemoveByValue(identity, kind, pid)
 				return nil, fmt.Errorf("request %s/%s: %w", kind, identity, ErrMemberLeft)

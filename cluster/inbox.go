@@ -112,9 +112,15 @@ func (in *inbox) waitingCount() int {
 // Proto.Actor future would: actor.ErrDeadLetter when pid is not there,
 // actor.ErrTimeout at the deadline; a cancelled ctx gives ctx.Err().
 func (in *inbox) request(ctx context.Context, root *actor.RootContext, pid *actor.PID, msg any) (any, error) {
+	return in.send(root, pid, msg).wait(ctx)
+}
+
+// send sends msg to pid with a call's PID as the sender and returns the
+// call, whose answer the caller then waits for.
+func (in *inbox) send(root *actor.RootContext, pid *actor.PID, msg any) *call {
 	c := in.open()
 	root.RequestWithCustomSender(pid, msg, c.PID)
-	return c.wait(ctx)
+	return c
 }
 
 // wait waits for the call's answer until ctx ends, or when ctx has no
