@@ -19,7 +19,8 @@ import (
 // PGCeilingConfig tunes MeasurePostgres.
 type PGCeilingConfig struct {
 	// Conns is the number of connections inserting at once; default 4
-	// (the server's default JOURNAL_WRITERS).
+	// (twice the server's default JOURNAL_WRITERS: the ceiling is what
+	// the database takes, not what the server's writers ask of it).
 	Conns int
 	// Batches are the rows per INSERT to try; default 1, 16, 64, 256.
 	Batches []int

@@ -101,7 +101,7 @@ func (c Config) withDefaults() Config {
 	seti(&c.HoldLimit, 4)
 	seti(&c.ActiveTokens, 1000)
 	seti(&c.SnapshotEvery, 500)
-	seti(&c.JournalWriters, 4)
+	seti(&c.JournalWriters, persistence.DefaultWriters)
 	seti(&c.DBMaxConns, 16)
 	if c.NodeID == "" {
 		host, _ := os.Hostname()

@@ -149,7 +149,7 @@ var baseSettings = []setting{
 		func(c *Config) *time.Duration { return &c.StreamHeartbeat }),
 	num("STREAM_LIMIT", "stream-limit", "50000", "most token streams open at once on this node (more are refused with 503)",
 		func(c *Config) *int { return &c.StreamLimit }),
-	num("JOURNAL_WRITERS", "journal-writers", "4", "concurrent journal writers (each uses one database connection per batch)",
+	num("JOURNAL_WRITERS", "journal-writers", "2", "concurrent journal writers (each uses one database connection per batch)",
 		func(c *Config) *int { return &c.JournalWriters }),
 	num("DB_MAX_CONNS", "db-max-conns", "16", "size of the database connection pool; must exceed JOURNAL_WRITERS",
 		func(c *Config) *int { return &c.DBMaxConns }),
