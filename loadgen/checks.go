@@ -21,34 +21,51 @@ func failc(name, format string, a ...any) Check {
 
 // HotSeatOutcome is what a hot-seat run saw.
 type HotSeatOutcome struct {
-	Fans       int
-	Successes  int  // 200 answers to the hold
-	Conflicts  int  // 409 SEAT_UNAVAILABLE answers
-	Other      int  // any other answer, or none
-	SeatListed bool // available-seats still lists the seat after the burst
-	SeatErr    error
+	Fans        int
+	Seats       int   // seats the fans shared; 0 is taken as 1
+	Wins        []int // 200 answers per seat, in seat order (may be nil)
+	Successes   int   // 200 answers to the hold
+	Conflicts   int   // 409 SEAT_UNAVAILABLE answers
+	Other       int   // any other answer, or none
+	SeatsListed int   // seats held by a 200 that available-seats still lists after the burst
+	SeatErr     error
 }
 
-// CheckHotSeat: exactly one fan holds the seat, every other one is told
-// 409 SEAT_UNAVAILABLE, and the seat is no longer offered.
+// CheckHotSeat: exactly one fan holds each seat, every other one is told
+// 409 SEAT_UNAVAILABLE, and no held seat is still offered.
 func CheckHotSeat(o HotSeatOutcome) []Check {
 	var cs []Check
-	if o.Successes == 1 {
+	seats := max(o.Seats, 1)
+	switch {
+	case seats == 1 && o.Successes == 1:
 		cs = append(cs, pass("exactly one success", "1 of %d fans holds the seat", o.Fans))
-	} else {
+	case seats == 1:
 		cs = append(cs, failc("exactly one success", "%d of %d fans hold the seat (want exactly 1)", o.Successes, o.Fans))
+	default:
+		name := "exactly one success per seat"
+		bad := slices.IndexFunc(o.Wins, func(n int) bool { return n != 1 })
+		switch {
+		case o.Successes != seats:
+			cs = append(cs, failc(name, "%d of %d fans hold a seat of %d (want exactly %d)", o.Successes, o.Fans, seats, seats))
+		case bad >= 0:
+			cs = append(cs, failc(name, "seat %d of %d was held by %d fans", bad+1, seats, o.Wins[bad]))
+		default:
+			cs = append(cs, pass(name, "%d of %d fans hold a seat, one per seat of %d", o.Successes, o.Fans, seats))
+		}
 	}
-	if o.Conflicts == o.Fans-1 && o.Other == 0 {
+	if o.Conflicts == o.Fans-seats && o.Other == 0 {
 		cs = append(cs, pass("all others 409 SEAT_UNAVAILABLE", "%d answers 409 SEAT_UNAVAILABLE", o.Conflicts))
 	} else {
 		cs = append(cs, failc("all others 409 SEAT_UNAVAILABLE",
-			"%d answers 409 SEAT_UNAVAILABLE and %d other answers or none, for %d losing fans", o.Conflicts, o.Other, o.Fans-1))
+			"%d answers 409 SEAT_UNAVAILABLE and %d other answers or none, for %d losing fans", o.Conflicts, o.Other, o.Fans-seats))
 	}
 	switch {
 	case o.SeatErr != nil:
 		cs = append(cs, failc("seat no longer offered", "available-seats after the burst: %v", o.SeatErr))
-	case o.Successes > 0 && o.SeatListed:
+	case o.Successes > 0 && o.SeatsListed > 0 && seats == 1:
 		cs = append(cs, failc("seat no longer offered", "available-seats still lists the held seat"))
+	case o.Successes > 0 && o.SeatsListed > 0:
+		cs = append(cs, failc("seat no longer offered", "available-seats still lists %d held seats", o.SeatsListed))
 	case o.Successes > 0:
 		cs = append(cs, pass("seat no longer offered", "available-seats does not list it"))
 	}

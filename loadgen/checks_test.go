@@ -56,12 +56,30 @@ func TestCheckHotSeat(t *testing.T) {
 	wantFail(t, CheckHotSeat(lost), "all others 409 SEAT_UNAVAILABLE", "9 other answers or none")
 
 	listed := good
-	listed.SeatListed = true // held, but still offered
+	listed.SeatsListed = 1 // held, but still offered
 	wantFail(t, CheckHotSeat(listed), "seat no longer offered", "still lists")
 
 	unread := good
 	unread.SeatErr = errors.New("timeout")
 	wantFail(t, CheckHotSeat(unread), "seat no longer offered", "timeout")
+}
+
+func TestCheckHotSeatOverSeveralSeats(t *testing.T) {
+	good := HotSeatOutcome{Fans: 3000, Seats: 3, Wins: []int{1, 1, 1}, Successes: 3, Conflicts: 2997}
+	wantOK(t, CheckHotSeat(good))
+
+	twice := good // one seat sold twice, another to nobody: the count alone agrees
+	twice.Wins = []int{2, 0, 1}
+	wantFail(t, CheckHotSeat(twice), "exactly one success per seat", "seat 1 of 3 was held by 2 fans")
+
+	short := good // a winner told 503
+	short.Wins, short.Successes, short.Other = []int{1, 0, 1}, 2, 1
+	wantFail(t, CheckHotSeat(short), "exactly one success per seat", "2 of 3000 fans hold a seat of 3")
+	wantFail(t, CheckHotSeat(short), "all others 409 SEAT_UNAVAILABLE", "1 other answers")
+
+	listed := good
+	listed.SeatsListed = 2
+	wantFail(t, CheckHotSeat(listed), "seat no longer offered", "still lists 2 held seats")
 }
 
 func TestCheckSoldOut(t *testing.T) {

@@ -14,14 +14,19 @@ type HotSeatConfig struct {
 	Common
 	// Fans try the same seat; default 10,000. Closed loop sends all their
 	// holds at once (one connection each); open loop at Rate fans/s.
-	Fans  int
+	Fans int
+	// Seats is how many seats of the date the fans share, fan i trying
+	// seat i%Seats; default 1, the hot seat. Issue 8's second burst is
+	// 3,000 fans over 50 seats.
+	Seats int
 	Price int64
 }
 
 // RunHotSeat: Fans fans, each with an ACTIVE token, try to hold the one
-// seat of a new concert date at the same moment. Exactly one must win and
-// every other one must be told 409 SEAT_UNAVAILABLE. The result's
-// AnsweredSeconds is the time from the burst's start to its last answer.
+// seat of a new concert date (or one of its Seats seats) at the same
+// moment. Exactly one must win each seat and every other one must be told
+// 409 SEAT_UNAVAILABLE. The result's AnsweredSeconds is the time from the
+// burst's start to its last answer.
 func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, error) {
 	if cfg.Fans <= 0 {
 		cfg.Fans = 10000
@@ -29,18 +34,19 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 	if cfg.Price <= 0 {
 		cfg.Price = 1000
 	}
+	cfg.Seats = min(max(cfg.Seats, 1), cfg.Fans)
 	if err := PreflightTokens(ctx, c, "hot-seat", cfg.Fans, cfg.ActiveTokens); err != nil {
 		return nil, err
 	}
 	fx, err := Setup(ctx, c, SetupConfig{
 		Title: "concertbench hot-seat " + time.Now().UTC().Format(time.RFC3339Nano),
-		Dates: 1, SeatsPerDate: 1, Users: cfg.Fans, Price: cfg.Price, NoCharge: true,
+		Dates: 1, SeatsPerDate: cfg.Seats, Users: cfg.Fans, Price: cfg.Price, NoCharge: true,
 		Concurrency: cfg.SetupConcurrency, TokenWait: cfg.TokenWait, OnProgress: cfg.OnProgress,
 	})
 	if err != nil {
 		return nil, err
 	}
-	seat := fx.Dates[0].Seats[0]
+	seats := fx.Dates[0].Seats
 	warmConns(ctx, c, cfg.Fans, func(i int) int64 { return fx.Users[i].ID })
 
 	cfg.mark(true)
@@ -51,7 +57,7 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 		successes, conflicts, other atomic.Int64
 		lastAnswer                  atomic.Int64 // ns after start
 		mu                          sync.Mutex
-		winners                     []int64
+		wins                        = map[int64]int{} // seat id → 200 answers
 		done                        atomic.Int64
 	)
 	stopProgress := startProgress(cfg.OnProgress, start, func(el time.Duration) Progress {
@@ -60,9 +66,9 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute+time.Duration(float64(cfg.Fans)/max(cfg.Rate, 1)*float64(time.Second)))
 	defer cancel()
 	runArrivals(runCtx, cfg.Fans, cfg.Fans, cfg.Rate, start, func(worker, unit int, intended time.Time) {
-		fan := &fx.Users[unit]
+		fan, seat := &fx.Users[unit], seats[unit%len(seats)]
 		w := c.newConn()
-		id, status, code, err := w.hold(fan.auth, fan.ID, seat.ID)
+		_, status, code, err := w.hold(fan.auth, fan.ID, seat.ID)
 		hold.observe(worker, intended, status)
 		for {
 			at := int64(time.Since(start))
@@ -76,7 +82,7 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 		case err == nil && status == 200:
 			successes.Add(1)
 			mu.Lock()
-			winners = append(winners, id)
+			wins[seat.ID]++
 			mu.Unlock()
 		case err == nil && status == 409 && code == "SEAT_UNAVAILABLE":
 			conflicts.Add(1)
@@ -91,8 +97,8 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 
 	r := &Result{
 		Scenario: "hot-seat", Mode: cfg.mode(), OfferedRate: cfg.Rate,
-		Users: cfg.Fans, Dates: 1, SeatsPerDate: 1, Fans: cfg.Fans,
-		Params:   map[string]string{"fans": itoa(cfg.Fans), "seats": "1"},
+		Users: cfg.Fans, Dates: 1, SeatsPerDate: len(seats), Fans: cfg.Fans,
+		Params:   map[string]string{"fans": itoa(cfg.Fans), "seats": itoa(len(seats))},
 		Attempts: int64(cfg.Fans), Holds: successes.Load(), Conflicts: conflicts.Load(),
 		Winners: int(successes.Load()), AnsweredSeconds: answered.Seconds(), ElapsedSeconds: answered.Seconds(),
 	}
@@ -105,14 +111,17 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 
 	checkCtx, checkCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer checkCancel()
-	o := HotSeatOutcome{Fans: cfg.Fans, Successes: int(successes.Load()), Conflicts: int(conflicts.Load()), Other: int(other.Load())}
+	o := HotSeatOutcome{Fans: cfg.Fans, Seats: len(seats), Successes: int(successes.Load()), Conflicts: int(conflicts.Load()), Other: int(other.Load())}
+	for _, s := range seats {
+		o.Wins = append(o.Wins, wins[s.ID])
+	}
 	free, err := availableSeats(checkCtx, c, fx.ConcertID, fx.Dates[0].Day)
 	if err != nil {
 		o.SeatErr = err
 	}
 	for _, s := range free {
-		if s.ID == seat.ID {
-			o.SeatListed = true
+		if wins[s.ID] > 0 {
+			o.SeatsListed++
 		}
 	}
 	r.addChecks(CheckHotSeat(o)...)

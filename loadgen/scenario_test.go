@@ -48,6 +48,15 @@ func TestHotSeatAgainstFake(t *testing.T) {
 	}
 }
 
+func TestHotSeatOverSeveralSeatsAgainstFake(t *testing.T) {
+	_, url := startFake(t, 1000)
+	r, err := RunHotSeat(context.Background(), testClient(t, url, 400), HotSeatConfig{Fans: 300, Seats: 7})
+	requireOK(t, r, err)
+	if r.Winners != 7 || r.Conflicts != 293 || r.SeatsPerDate != 7 || r.Params["seats"] != "7" {
+		t.Errorf("winners %d, conflicts %d, seats %d, params %v", r.Winners, r.Conflicts, r.SeatsPerDate, r.Params)
+	}
+}
+
 func TestHotSeatCatchesDoubleBooking(t *testing.T) {
 	f, url := startFake(t, 1000)
 	f.oversell = true

@@ -14,8 +14,9 @@
 // Scenarios (-scenario, comma-separated, or all; each creates its own
 // fixture through the API and ends with a verdict):
 //
-//	hot-seat      F fans try the one seat of a date at once: exactly one wins,
-//	              all others get 409 SEAT_UNAVAILABLE
+//	hot-seat      F fans try the one seat of a date (or N seats) at once:
+//	              exactly one wins each seat, all others get 409
+//	              SEAT_UNAVAILABLE
 //	sold-out      F fans race for every seat of D dates × S seats and pay:
 //	              holds = payments = seats, none sold twice, nothing left
 //	holds         U users hold a random seat and cancel it, for -duration:
@@ -94,6 +95,7 @@ type options struct {
 	scenarios, modes           []string
 	users, dates, seats        int
 	fans, workers              int
+	hotSeatSeats               int
 	soldOutFans, soldOutDates  int
 	soldOutWorkers             int
 	wallets, walletWorkers     int
@@ -131,6 +133,7 @@ func defineFlags(fs *flag.FlagSet, o *options) (urls, scenarios, modes *string, 
 	fs.Float64Var(&o.rate, "rate", 0, "open-loop arrival rate per second (0: half the closed loop's throughput of the same scenario)")
 	fs.Float64Var(&o.scale, "scale", 1, "multiply every scenario's fans, users and sold-out dates by this (e.g. 0.1 for a quick run)")
 	fs.IntVar(&o.fans, "fans", 10000, "hot-seat (and hot): fans")
+	fs.IntVar(&o.hotSeatSeats, "hot-seat-seats", 1, "hot-seat: seats of the date the fans share, fan i trying seat i%N (issue 8's bursts: 1,000 fans on 1 seat, 3,000 over 50)")
 	fs.IntVar(&o.soldOutFans, "sold-out-fans", 20000, "sold-out: fans")
 	fs.IntVar(&o.soldOutDates, "sold-out-dates", 100, "sold-out: dates")
 	fs.IntVar(&o.soldOutWorkers, "sold-out-workers", 1000, "sold-out: fans in flight at once in closed loop")
@@ -234,7 +237,7 @@ func (o *options) finish(urls, scenarios, modes string, settings settingsFlag) e
 		return errors.New("-url: no URL")
 	case len(o.scenarios) == 0:
 		return errors.New("-scenario: none")
-	case o.users <= 0 || o.dates <= 0 || o.seats <= 0 || o.fans <= 0 || o.workers <= 0 ||
+	case o.users <= 0 || o.dates <= 0 || o.seats <= 0 || o.fans <= 0 || o.hotSeatSeats <= 0 || o.workers <= 0 ||
 		o.soldOutFans <= 0 || o.soldOutDates <= 0 || o.soldOutWorkers <= 0 || o.wallets <= 0 ||
 		o.walletWorkers <= 0 || o.surgeUsers <= 0 || o.surgeWorkers <= 0 || o.journeyFans <= 0 ||
 		o.freshWorkers <= 0 || o.freshPerUser <= 0 || o.freshDates <= 0 || o.freshSeats < 0:

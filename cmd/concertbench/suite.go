@@ -82,7 +82,7 @@ func runSuite(ctx context.Context, o options, targets []*url.URL, stderr io.Writ
 			var err error
 			switch sc {
 			case "hot-seat":
-				res, err = loadgen.RunHotSeat(ctx, client, loadgen.HotSeatConfig{Common: common, Fans: o.scaled(o.fans), Price: o.price})
+				res, err = loadgen.RunHotSeat(ctx, client, loadgen.HotSeatConfig{Common: common, Fans: o.scaled(o.fans), Seats: o.hotSeatSeats, Price: o.price})
 			case "sold-out":
 				res, err = loadgen.RunSoldOut(ctx, client, loadgen.SoldOutConfig{Common: common, Fans: o.scaled(o.soldOutFans),
 					Dates: o.scaled(o.soldOutDates), Seats: o.seats, Workers: o.soldOutWorkers, Price: o.price})
