@@ -23,7 +23,7 @@ func failc(name, format string, a ...any) Check {
 type HotSeatOutcome struct {
 	Fans        int
 	Seats       int   // seats the fans shared; 0 is taken as 1
-	Wins        []int // 200 answers per seat, in seat order (may be nil)
+	Wins        []int // 200 answers per seat, in seat order; one entry a seat, needed when Seats > 1
 	Successes   int   // 200 answers to the hold
 	Conflicts   int   // 409 SEAT_UNAVAILABLE answers
 	Other       int   // any other answer, or none
@@ -45,6 +45,8 @@ func CheckHotSeat(o HotSeatOutcome) []Check {
 		name := "exactly one success per seat"
 		bad := slices.IndexFunc(o.Wins, func(n int) bool { return n != 1 })
 		switch {
+		case len(o.Wins) != seats:
+			cs = append(cs, failc(name, "wins known for %d of %d seats", len(o.Wins), seats))
 		case o.Successes != seats:
 			cs = append(cs, failc(name, "%d of %d fans hold a seat of %d (want exactly %d)", o.Successes, o.Fans, seats, seats))
 		case bad >= 0:
@@ -66,8 +68,10 @@ func CheckHotSeat(o HotSeatOutcome) []Check {
 		cs = append(cs, failc("seat no longer offered", "available-seats still lists the held seat"))
 	case o.Successes > 0 && o.SeatsListed > 0:
 		cs = append(cs, failc("seat no longer offered", "available-seats still lists %d held seats", o.SeatsListed))
-	case o.Successes > 0:
+	case o.Successes > 0 && seats == 1:
 		cs = append(cs, pass("seat no longer offered", "available-seats does not list it"))
+	case o.Successes > 0:
+		cs = append(cs, pass("seat no longer offered", "available-seats lists none of the %d held seats", o.Successes))
 	}
 	return cs
 }

@@ -77,6 +77,10 @@ func TestCheckHotSeatOverSeveralSeats(t *testing.T) {
 	wantFail(t, CheckHotSeat(short), "exactly one success per seat", "2 of 3000 fans hold a seat of 3")
 	wantFail(t, CheckHotSeat(short), "all others 409 SEAT_UNAVAILABLE", "1 other answers")
 
+	unknown := good // a caller that did not count per seat proves nothing
+	unknown.Wins = nil
+	wantFail(t, CheckHotSeat(unknown), "exactly one success per seat", "wins known for 0 of 3 seats")
+
 	listed := good
 	listed.SeatsListed = 2
 	wantFail(t, CheckHotSeat(listed), "seat no longer offered", "still lists 2 held seats")

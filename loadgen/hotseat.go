@@ -12,12 +12,15 @@ import (
 // HotSeatConfig tunes RunHotSeat.
 type HotSeatConfig struct {
 	Common
-	// Fans try the same seat; default 10,000. Closed loop sends all their
-	// holds at once (one connection each); open loop at Rate fans/s.
+	// Fans try the date's seat (fan i seat i%Seats); default 10,000.
+	// Closed loop sends all their holds at once (one connection each);
+	// open loop at Rate fans/s.
 	Fans int
 	// Seats is how many seats of the date the fans share, fan i trying
-	// seat i%Seats; default 1, the hot seat. Issue 8's second burst is
-	// 3,000 fans over 50 seats.
+	// seat i%Seats; default 1, the hot seat. More than one needs at least
+	// two fans a seat (else some seat has nobody to race) and at most
+	// 1,000 (the API's seats per date). Issue 8's second burst is 3,000
+	// fans over 50 seats.
 	Seats int
 	Price int64
 }
@@ -34,7 +37,10 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 	if cfg.Price <= 0 {
 		cfg.Price = 1000
 	}
-	cfg.Seats = min(max(cfg.Seats, 1), cfg.Fans)
+	cfg.Seats = max(cfg.Seats, 1)
+	if cfg.Seats > 1 && (cfg.Fans < 2*cfg.Seats || cfg.Seats > 1000) {
+		return nil, fmt.Errorf("hot-seat: %d fans over %d seats: want at least two fans a seat and at most 1,000 seats", cfg.Fans, cfg.Seats)
+	}
 	if err := PreflightTokens(ctx, c, "hot-seat", cfg.Fans, cfg.ActiveTokens); err != nil {
 		return nil, err
 	}

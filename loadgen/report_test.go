@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,27 @@ func TestEvaluateRatiosAndTargets(t *testing.T) {
 	check("sold-out: hold p99 ≤ 50 ms at half the maximum rate (open loop)", &yes)
 	check("queue-surge: token requests/s", &no)
 	check("restart after 1,000,000 journaled events: ready", nil)
+}
+
+// TestHotSeatTargetsOverSeveralSeats: a burst over several seats is scored
+// as one winner per seat, and its time is noted as not the one-seat
+// target's.
+func TestHotSeatTargetsOverSeveralSeats(t *testing.T) {
+	rep := sampleReport()
+	hs := rep.Results[0]
+	hs.SeatsPerDate, hs.Winners, hs.Fans = 50, 50, 3000
+	rep.Evaluate()
+	var names, notes []string
+	for _, tg := range rep.Targets {
+		if strings.HasPrefix(tg.Name, "hot-seat") {
+			names, notes = append(names, tg.Name+" → "+tg.Got), append(notes, tg.Note)
+		}
+	}
+	want := []string{"hot-seat: exactly one success per seat → 50 successes of 3,000 fans over 50 seats",
+		"hot-seat: all answered within 0.5 s of the burst's start → 0.400 s (3,000 fans)"}
+	if !slices.Equal(names, want) || notes[1] != "over 50 seats, not the target's one seat" {
+		t.Errorf("targets %q, notes %q", names, notes)
+	}
 }
 
 // TestFreshHoldsCostAndTargets: the server's CPU per hold comes from the

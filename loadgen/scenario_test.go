@@ -57,6 +57,15 @@ func TestHotSeatOverSeveralSeatsAgainstFake(t *testing.T) {
 	}
 }
 
+func TestHotSeatRefusesSeatsWithoutRivals(t *testing.T) {
+	_, url := startFake(t, 1000)
+	for _, cfg := range []HotSeatConfig{{Fans: 5, Seats: 7}, {Fans: 13, Seats: 7}, {Fans: 3000, Seats: 1001}} {
+		if _, err := RunHotSeat(context.Background(), testClient(t, url, 10), cfg); err == nil {
+			t.Errorf("%d fans over %d seats ran", cfg.Fans, cfg.Seats)
+		}
+	}
+}
+
 func TestHotSeatCatchesDoubleBooking(t *testing.T) {
 	f, url := startFake(t, 1000)
 	f.oversell = true

@@ -134,8 +134,8 @@ type Node struct {
 }
 
 // writeAdmission is the most actors with a journal write queued at once; it
-// stays below the journal's queue (at least 1024 calls), so an admitted write
-// is never refused there.
+// stays below the journal's queue (by default at least 4,096 calls), so an
+// admitted write is never refused there.
 const writeAdmission = 1000
 
 // Start connects to PostgreSQL, applies the migrations, starts the actors and

@@ -26,10 +26,10 @@ const (
 	DefaultLinger          = 200 * time.Microsecond
 	DefaultSnapshotWriters = 2
 	// DefaultMinQueueLen is the smallest default queue: the default
-	// QueueLen is max(DefaultMinQueueLen, Writers×MaxBatch) calls. It is
-	// the queue four writers had when four was the default: with two, a
-	// queue of 2,000 calls filled in a 1,000-fan sold-out (8 holds of
-	// 7,300 refused with 503), as a hold and its wallet slot are two calls.
+	// QueueLen is max(DefaultMinQueueLen, Writers×MaxBatch) calls. It
+	// keeps a little more than the 4,000 calls four writers had when four
+	// was the default, so that going down to two writers did not also
+	// halve the queue.
 	DefaultMinQueueLen = 4096
 )
 

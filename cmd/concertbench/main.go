@@ -133,7 +133,7 @@ func defineFlags(fs *flag.FlagSet, o *options) (urls, scenarios, modes *string, 
 	fs.Float64Var(&o.rate, "rate", 0, "open-loop arrival rate per second (0: half the closed loop's throughput of the same scenario)")
 	fs.Float64Var(&o.scale, "scale", 1, "multiply every scenario's fans, users and sold-out dates by this (e.g. 0.1 for a quick run)")
 	fs.IntVar(&o.fans, "fans", 10000, "hot-seat (and hot): fans")
-	fs.IntVar(&o.hotSeatSeats, "hot-seat-seats", 1, "hot-seat: seats of the date the fans share, fan i trying seat i%N (issue 8's bursts: 1,000 fans on 1 seat, 3,000 over 50)")
+	fs.IntVar(&o.hotSeatSeats, "hot-seat-seats", 1, "hot-seat: seats of the date the fans share, fan i trying seat i%N, at most 1,000 and at least two fans a seat (issue 8's bursts: 1,000 fans on 1 seat, 3,000 over 50); not scaled by -scale")
 	fs.IntVar(&o.soldOutFans, "sold-out-fans", 20000, "sold-out: fans")
 	fs.IntVar(&o.soldOutDates, "sold-out-dates", 100, "sold-out: dates")
 	fs.IntVar(&o.soldOutWorkers, "sold-out-workers", 1000, "sold-out: fans in flight at once in closed loop")
@@ -242,6 +242,8 @@ func (o *options) finish(urls, scenarios, modes string, settings settingsFlag) e
 		o.walletWorkers <= 0 || o.surgeUsers <= 0 || o.surgeWorkers <= 0 || o.journeyFans <= 0 ||
 		o.freshWorkers <= 0 || o.freshPerUser <= 0 || o.freshDates <= 0 || o.freshSeats < 0:
 		return errors.New("every count (-users, -dates, -seats, -fans, -workers, ...) must be positive")
+	case o.hotSeatSeats > 1000:
+		return errors.New("-hot-seat-seats must be at most 1,000 (the API's seats per date)")
 	case o.freshDates > 366 || o.freshSeats > 1000:
 		return errors.New("-fresh-dates must be at most 366 and -fresh-seats at most 1,000 (the API's limits for one concert)")
 	case o.duration <= 0 || o.walletDuration <= 0 || o.freshDuration <= 0 || o.reqTime <= 0 || o.timeout < 0 || o.ceilingTime <= 0:

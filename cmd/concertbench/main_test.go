@@ -69,6 +69,8 @@ func TestParseFlags(t *testing.T) {
 		{"-admin-key", "k", "-fresh-per-user", "0"},
 		{"-admin-key", "k", "-fresh-dates", "367"}, // the API's limit per concert
 		{"-admin-key", "k", "-fresh-seats", "1001"},
+		{"-admin-key", "k", "-hot-seat-seats", "0"},
+		{"-admin-key", "k", "-hot-seat-seats", "1001"}, // the API's seats per date
 		{"-admin-key", "k", "-fresh-seats", "-1"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
