@@ -12,15 +12,17 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/concert/ticketing/cluster/placement"
 )
 
 // Grains places every actor as a Proto.Actor cluster grain: a (kind,
-// identity) lives on the member that rendezvous hashing (disthash) picks
+// identity) lives on the member that rendezvous hashing (package placement,
+// Proto.Actor's disthash with O(1) passivation) picks
 // among the members that host the kind, and any member reaches it by kind
 // and identity. A single node is a cluster of one.
 //
@@ -136,7 +138,7 @@ func StartGrains(system *actor.ActorSystem, cfg GrainsConfig) (g *Grains, err er
 		ropts = append(ropts, remote.WithDialOptions(cfg.DialOptions...))
 	}
 	rcfg := remote.Configure(cfg.Host, cfg.Port, ropts...)
-	ccfg := pcluster.Configure(cfg.Name, cfg.Provider, disthash.New(), rcfg, pcluster.WithKinds(kinds...))
+	ccfg := pcluster.Configure(cfg.Name, cfg.Provider, placement.New(), rcfg, pcluster.WithKinds(kinds...))
 	g.c = pcluster.New(system, ccfg)
 	g.left.Store(&departure{ch: make(chan struct{})})
 	system.EventStream.Subscribe(func(ev any) {

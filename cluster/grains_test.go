@@ -76,7 +76,7 @@ var (
 	testBreakers   = &breakers{}
 )
 
-func startTestGrains(t *testing.T) *Grains {
+func startTestGrains(t testing.TB) *Grains {
 	t.Helper()
 	testGrainsOnce.Do(func() {
 		testGrains, testGrainsErr = StartGrains(actor.NewActorSystem(), GrainsConfig{Host: "127.0.0.1", Port: 0, Kinds: map[string]Producer{
