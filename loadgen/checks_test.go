@@ -57,7 +57,7 @@ func TestCheckHotSeat(t *testing.T) {
 
 	listed := good
 	listed.SeatsListed = 1 // held, but still offered
-	wantFail(t, CheckHotSeat(listed), "seat no longer offered", "still lists")
+	wantFail(t, CheckHotSeat(listed), "seat no longer offered", "still lists 1 of the 1 held seats")
 
 	unread := good
 	unread.SeatErr = errors.New("timeout")
@@ -83,7 +83,7 @@ func TestCheckHotSeatOverSeveralSeats(t *testing.T) {
 
 	listed := good
 	listed.SeatsListed = 2
-	wantFail(t, CheckHotSeat(listed), "seat no longer offered", "still lists 2 held seats")
+	wantFail(t, CheckHotSeat(listed), "seat no longer offered", "still lists 2 of the 3 held seats")
 }
 
 func TestCheckSoldOut(t *testing.T) {
