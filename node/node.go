@@ -133,14 +133,14 @@ type Node struct {
 	remindersDone chan struct{}
 }
 
-// writeAdmission is the most actors with a journal write queued at once; it
-// stays below the journal's queue (by default at least 4,096 calls), so an
-// admitted write is never refused there. It was 1,000: a sold-out with
-// 1,000 fans in flight has up to 1,000 wallets and its dates' seat actors
-// writing at once, and 2 of 10 runs had 9 and 10 holds refused for it
-// (actor_overload_refusals_total{kind="wallet",reason="admission"}) with
-// nothing overloaded.
-const writeAdmission = 2048
+// writeAdmission is the most actors with a journal write queued at once
+// (2,048): half the journal's smallest default queue, so an admitted write
+// is never refused there, whatever that queue becomes. It was 1,000: a
+// sold-out with 1,000 fans in flight has up to 1,000 wallets and its dates'
+// seat actors writing at once, and 2 of 10 runs had 9 and 10 holds refused
+// for it (actor_overload_refusals_total{kind="wallet",reason="admission"})
+// with nothing overloaded.
+const writeAdmission = persistence.DefaultMinQueueLen / 2
 
 // Start connects to PostgreSQL, applies the migrations, starts the actors and
 // builds the HTTP app. It returns once the queue manager has recovered.
