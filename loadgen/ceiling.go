@@ -249,3 +249,57 @@ func MeasureGenerator(ctx context.Context, conns int, d time.Duration) (*HTTPCei
 	}
 	return out, err
 }
+
+// MeasureBurst is the trivial route in a burst's shape: n goroutines, one
+// connection each (warmed), send GET path at the same instant, as the
+// hot-seat burst sends its holds (runArrivals, closed loop, n workers).
+// RequestsPerSec is n ÷ the time from the burst's start to its last answer,
+// so a hot-seat run's answers/s over it is the hold path's share of what the
+// same generator gets from the same server in the same shape; key gives
+// unit i's routing key (its user, as the holds that follow will use).
+// Errors: ctx's, or no 200 answer at all.
+func MeasureBurst(ctx context.Context, c *Client, path string, n int, key func(int) int64) (*HTTPCeiling, error) {
+	rec := NewRecorder()
+	var ok, last atomic.Int64
+	var mu sync.Mutex
+	errs := map[string]int64{}
+	p := []byte(path)
+	start := time.Now().Add(50 * time.Millisecond)
+	runArrivals(ctx, n, n, 0, start, func(worker, unit int, _ time.Time) {
+		w := c.newConn()
+		status, err := w.do(key(unit), fasthttp.MethodGet, p, nil, nil)
+		rec.Record(worker, time.Since(start)) // every unit means to send at the start
+		latestAnswer(&last, start)
+		if err == nil && status == 200 {
+			ok.Add(1)
+			return
+		}
+		mu.Lock()
+		errs[errOr(status, "", err)]++
+		mu.Unlock()
+	})
+	secs := time.Duration(last.Load()).Seconds()
+	out := &HTTPCeiling{Target: c.Target(), Path: path, Conns: n, Seconds: secs, Requests: ok.Load(), Latency: rec.Summary(),
+		Note: "one request per connection, all sent at once; rate = requests ÷ time from the burst's start to its last answer"}
+	if secs > 0 {
+		out.RequestsPerSec = float64(ok.Load()) / secs
+	}
+	if len(errs) > 0 {
+		out.Errors = errs
+	}
+	if out.Requests == 0 {
+		return out, errors.New("GET " + path + " burst: no 200 answer")
+	}
+	return out, ctx.Err()
+}
+
+// latestAnswer raises last (ns after start) to now.
+func latestAnswer(last *atomic.Int64, start time.Time) {
+	at := int64(time.Since(start))
+	for {
+		old := last.Load()
+		if at <= old || last.CompareAndSwap(old, at) {
+			return
+		}
+	}
+}

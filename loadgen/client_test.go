@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,23 @@ func TestRunHotDetectsOversell(t *testing.T) {
 	}
 	if r.OK() || r.Winners <= 5 || !strings.Contains(strings.Join(r.Violations, "\n"), "OVERSOLD") {
 		t.Errorf("a server that double-sells passed: winners %d, violations %v", r.Winners, r.Violations)
+	}
+}
+
+// TestMeasureBurst: every unit sends one GET at once and the rate is the
+// units over the time to the last answer.
+func TestMeasureBurst(t *testing.T) {
+	_, url := startFake(t, 100)
+	c := testClient(t, url, 64)
+	b, err := MeasureBurst(context.Background(), c, "/healthz", 50, func(i int) int64 { return int64(i + 1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Requests != 50 || b.Conns != 50 || len(b.Errors) > 0 || b.Seconds <= 0 ||
+		math.Abs(b.RequestsPerSec-50/b.Seconds) > 1e-6 || b.Latency.Count != 50 {
+		t.Errorf("burst %+v", b)
+	}
+	if _, err := MeasureBurst(context.Background(), c, "/no-such-route", 5, func(int) int64 { return 0 }); err == nil {
+		t.Error("a burst with no 200 answer reported no error")
 	}
 }

@@ -53,7 +53,16 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 		return nil, err
 	}
 	seats := fx.Dates[0].Seats
-	warmConns(ctx, c, cfg.Fans, func(i int) int64 { return fx.Users[i].ID })
+	userKey := func(i int) int64 { return fx.Users[i].ID }
+	warmConns(ctx, c, cfg.Fans, userKey)
+	// The closed burst's reference: the trivial route sent by the same
+	// fans in the same shape, just before the holds (not part of the run's
+	// load window or its server usage).
+	var ref *HTTPCeiling
+	var refErr error
+	if cfg.Rate <= 0 {
+		ref, refErr = MeasureBurst(ctx, c, "/healthz", cfg.Fans, userKey)
+	}
 
 	cfg.mark(true)
 	start := time.Now().Add(50 * time.Millisecond)
@@ -75,14 +84,13 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 		fan, seat := &fx.Users[unit], seats[unit%len(seats)]
 		w := c.newConn()
 		_, status, code, err := w.hold(fan.auth, fan.ID, seat.ID)
-		hold.observe(worker, intended, status)
-		for {
-			at := int64(time.Since(start))
-			old := lastAnswer.Load()
-			if at <= old || lastAnswer.CompareAndSwap(old, at) {
-				break
-			}
+		if cfg.Rate <= 0 {
+			// A closed burst's fans all mean to send at its start: their
+			// latency counts from it, however late a goroutine woke.
+			intended = start
 		}
+		hold.observe(worker, intended, status)
+		latestAnswer(&lastAnswer, start)
 		done.Add(1)
 		switch {
 		case err == nil && status == 200:
@@ -114,6 +122,10 @@ func RunHotSeat(ctx context.Context, c *Client, cfg HotSeatConfig) (*Result, err
 	finishResult(r, c, m, answered)
 	r.Throughput, r.ThroughputUnit = r.RequestsPerSec, "answers/s"
 	r.HoldLatency = r.Ops[0].Latency
+	r.BurstReference = ref
+	if refErr != nil {
+		r.Notes = append(r.Notes, "the GET /healthz burst before the holds failed: "+refErr.Error())
+	}
 
 	checkCtx, checkCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer checkCancel()

@@ -461,3 +461,45 @@ journal_batch_seconds_bucket{le="+Inf"} 105
 		t.Errorf("no batches: %v, want 0", got)
 	}
 }
+
+// TestBurstTargets: a closed hot-seat run is scored against the sustained
+// trivial route (b), with the same-shape burst reference (b′) beside it and
+// its own ratio, and its p99 against 100 ms; a burst that is not one of the
+// issue's two shapes says so.
+func TestBurstTargets(t *testing.T) {
+	rep := sampleReport()
+	hs := rep.Results[0]
+	hs.Fans, hs.SeatsPerDate, hs.RequestsPerSec = 1000, 1, 44000
+	hs.HoldLatency = Latency{Count: 1000, P99Ms: 120}
+	hs.BurstReference = &HTTPCeiling{Path: "/healthz", Conns: 1000, RequestsPerSec: 55000}
+	rep.Evaluate()
+	got := map[string]Target{}
+	for _, tg := range rep.Targets {
+		got[tg.Name] = tg
+	}
+	rate, p99 := got["bursts: answers/s ≥ 50 % of GET /healthz (b)"], got["bursts: answers' p99 ≤ 100 ms from the burst's start"]
+	if rate.Met == nil || !*rate.Met || rate.Got != "55 % (44,000.0 answers/s of 80,000.0 req/s, 1,000 fans on 1 seat)" ||
+		rate.Note != "80 % of GET /healthz sent in the same burst shape (b′ 55,000.0 req/s)" {
+		t.Errorf("rate target %+v", rate)
+	}
+	if p99.Met == nil || *p99.Met || p99.Got != "120 ms (1,000 fans on 1 seat)" || p99.Note != "" {
+		t.Errorf("p99 target %+v", p99)
+	}
+	var ref float64
+	for _, r := range rep.Ratios {
+		if strings.Contains(r.Name, "(b′)") {
+			ref = r.Value
+		}
+	}
+	if math.Abs(ref-0.8) > 1e-9 {
+		t.Errorf("answers/s ÷ (b′) = %v; ratios %+v", ref, rep.Ratios)
+	}
+
+	hs.Fans, hs.BurstReference = 10000, nil
+	rep.Evaluate()
+	for _, tg := range rep.Targets {
+		if strings.HasPrefix(tg.Name, "bursts:") && tg.Note != "not one of the issue's bursts (1,000 fans on 1 seat, 3,000 over 50)" {
+			t.Errorf("%q: note %q", tg.Name, tg.Note)
+		}
+	}
+}

@@ -86,6 +86,11 @@ type Result struct {
 	// AnsweredSeconds is the time from a burst's start to its last answer
 	// (hot-seat).
 	AnsweredSeconds float64 `json:"answeredSeconds,omitempty"`
+	// BurstReference is GET /healthz sent by the same fans, connections and
+	// generator in the burst's shape just before it (MeasureBurst; closed
+	// hot-seat only): the trivial route's rate in that shape, beside the
+	// sustained ceiling (b).
+	BurstReference *HTTPCeiling `json:"burstReference,omitempty"`
 
 	// Violations are broken invariants (oversell, undersell); a run with
 	// any must fail.
