@@ -250,15 +250,37 @@ func MeasureGenerator(ctx context.Context, conns int, d time.Duration) (*HTTPCei
 	return out, err
 }
 
+// BurstRounds is how many times MeasureBurst sends its burst; it keeps the
+// fastest, as a ceiling should: one burst lasts tens of milliseconds, so a
+// single one is at the mercy of one collection or one late wake-up (single
+// 1,000-fan bursts here ranged 15k–50k req/s on the same server).
+const BurstRounds = 3
+
 // MeasureBurst is the trivial route in a burst's shape: n goroutines, one
 // connection each (warmed), send GET path at the same instant, as the
-// hot-seat burst sends its holds (runArrivals, closed loop, n workers).
-// RequestsPerSec is n ÷ the time from the burst's start to its last answer,
-// so a hot-seat run's answers/s over it is the hold path's share of what the
-// same generator gets from the same server in the same shape; key gives
-// unit i's routing key (its user, as the holds that follow will use).
-// Errors: ctx's, or no 200 answer at all.
+// hot-seat burst sends its holds (runArrivals, closed loop, n workers),
+// BurstRounds times. RequestsPerSec is n ÷ the time from a burst's start to
+// its last answer, of the fastest round, so a hot-seat run's answers/s over
+// it is the hold path's share of what the same generator gets from the same
+// server in the same shape; key gives unit i's routing key (its user, as
+// the holds that follow will use). Errors: ctx's, or a round with no 200
+// answer at all.
 func MeasureBurst(ctx context.Context, c *Client, path string, n int, key func(int) int64) (*HTTPCeiling, error) {
+	var best *HTTPCeiling
+	for range BurstRounds {
+		b, err := burstOnce(ctx, c, path, n, key)
+		if err != nil {
+			return b, err
+		}
+		if best == nil || b.RequestsPerSec > best.RequestsPerSec {
+			best = b
+		}
+	}
+	return best, nil
+}
+
+// burstOnce sends one burst of MeasureBurst.
+func burstOnce(ctx context.Context, c *Client, path string, n int, key func(int) int64) (*HTTPCeiling, error) {
 	rec := NewRecorder()
 	var ok, last atomic.Int64
 	var mu sync.Mutex
@@ -280,7 +302,7 @@ func MeasureBurst(ctx context.Context, c *Client, path string, n int, key func(i
 	})
 	secs := time.Duration(last.Load()).Seconds()
 	out := &HTTPCeiling{Target: c.Target(), Path: path, Conns: n, Seconds: secs, Requests: ok.Load(), Latency: rec.Summary(),
-		Note: "one request per connection, all sent at once; rate = requests ÷ time from the burst's start to its last answer"}
+		Note: fmt.Sprintf("one request per connection, all sent at once; rate = requests ÷ time from the burst's start to its last answer; the fastest of %d bursts", BurstRounds)}
 	if secs > 0 {
 		out.RequestsPerSec = float64(ok.Load()) / secs
 	}
