@@ -503,3 +503,30 @@ func TestBurstTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestThousandClientsTarget: the closed sold-out run is scored against 40 %
+// of (a), and the note says when that is above the trivial route (b).
+func TestThousandClientsTarget(t *testing.T) {
+	rep := sampleReport()
+	rep.Results[1].Workers = 1000
+	rep.Evaluate()
+	var got *Target
+	for i := range rep.Targets {
+		if strings.HasPrefix(rep.Targets[i].Name, "1,000 clients:") {
+			got = &rep.Targets[i]
+		}
+	}
+	// The sample: 6,000 holds/s of 100,000 rows/s; 40 % of (a) is below (b).
+	if got == nil || got.Met == nil || *got.Met || got.Got != "6.0 % (6,000.0 holds/s of 100,000.0 rows/s)" || got.Note != "" {
+		t.Fatalf("target %+v", got)
+	}
+	rep.Ceilings.Postgres.RowsPerSec = 250000
+	rep.Results[1].Workers = 500
+	rep.Evaluate()
+	for _, tg := range rep.Targets {
+		if strings.HasPrefix(tg.Name, "1,000 clients:") &&
+			tg.Note != "500 clients, not 1,000; 40 % of (a) is 100,000.0 holds/s, above GET /healthz's 80,000.0 req/s (b): out of reach over HTTP here" {
+			t.Errorf("note %q", tg.Note)
+		}
+	}
+}
