@@ -1,11 +1,15 @@
 package http
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net"
 	stdhttp "net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // TestPprofIsOptInAndGuarded: the profiler is absent unless enabled; with
@@ -60,4 +64,58 @@ func TestPprofIsOptInAndGuarded(t *testing.T) {
 			t.Fatalf("status %d, want 200", res.StatusCode)
 		}
 	})
+}
+
+// TestPprofBlockProfileSamplesWhileAsked: a timed block profile records
+// the blocking that happens during it (it was empty while the runtime's
+// block sampling was off), and sampling is off again afterwards.
+func TestPprofBlockProfileSamplesWhileAsked(t *testing.T) {
+	app := New(Config{Booking: &fakeBooking{}, AdminKey: "k", Pprof: true})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Block once the profile samples (it turns both kinds on together),
+		// and end well inside its second.
+		for deadline := time.Now().Add(5 * time.Second); runtime.SetMutexProfileFraction(-1) == 0; {
+			if time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		blockOnChannelForPprofTest(100 * time.Millisecond)
+	}()
+	req := httptest.NewRequest("GET", "/debug/pprof/block?seconds=1", nil)
+	req.Header.Set("X-Admin-Key", "k")
+	res, err := app.Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	<-done
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	zr, err := gzip.NewReader(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(prof, []byte("blockOnChannelForPprofTest")) {
+		t.Errorf("the block profile (%d bytes) does not show the goroutine blocked during it", len(prof))
+	}
+	if f := runtime.SetMutexProfileFraction(-1); f != 0 {
+		t.Errorf("mutex sampling left at %d after the profile", f)
+	}
+}
+
+// blockOnChannelForPprofTest blocks on a channel receive for d.
+//
+//go:noinline
+func blockOnChannelForPprofTest(d time.Duration) {
+	ch := make(chan struct{})
+	go func() { time.Sleep(d); close(ch) }()
+	<-ch
 }
