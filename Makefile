@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 # Extra arguments for `make run`, e.g. make run RUN_ARGS='-log-level=debug'.
 RUN_ARGS ?=
 
-.PHONY: help run build test bench bench-http vet lint lint-openapi proto db-stop db-wipe cluster test-cluster ops-browser-test bench-streams chaos
+.PHONY: help run build test bench bench-http bench-ab vet lint lint-openapi proto db-stop db-wipe cluster test-cluster ops-browser-test bench-streams chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-8s %s\n", $$1, $$2 }'
@@ -98,6 +98,27 @@ bench-http: ## run concertbench against its own server and PostgreSQL; HTML repo
 		bash scripts/bench-check-html.sh $(BENCH_OUT)/report.html $(BENCH_OUT)/report.png || status=1; \
 	fi; \
 	echo "bench-http: report in $(BENCH_OUT)/report.html (exit $$status)"; exit $$status
+
+# One scenario (default fresh-holds, closed loop) against an older commit's
+# server, built beside this one in a temporary git worktree: AB_ROUNDS rounds
+# of one run each, alternating which goes first, each on a fresh PostgreSQL
+# and server; prints both binaries' figures, the ratios, and issue 8's target
+# (≥ 4× the holds/s of BASE, by default issue 8's start). E.g.
+#   make bench-ab BASE=HEAD~3 AB_ROUNDS=3 AB_ARGS='-want 1.1 -- -fresh-duration 10s'
+BASE ?= 44b0db4
+AB_ROUNDS ?= 2
+AB_ARGS ?=
+bench-ab: ## the hold path against an older commit (BASE), in alternating rounds on fresh databases
+	@bash scripts/pg-local.sh install
+	$(GO) build -o bin/concertd ./cmd/concertd
+	$(GO) build -o bin/concertbench ./cmd/concertbench
+	@base_bin="$(BIN)/concertd-$$(git rev-parse --short '$(BASE)^{commit}')"; \
+	if [[ ! -x "$$base_bin" ]]; then \
+		tree="$$(mktemp -d)"; trap 'git worktree remove --force "$$tree"' EXIT; \
+		git worktree add --detach --quiet "$$tree" '$(BASE)'; \
+		(cd "$$tree" && $(GO) build -o "$$base_bin" ./cmd/concertd); \
+	fi; \
+	bin/concertbench ab -base "$$base_bin" -concertd bin/concertd -rounds $(AB_ROUNDS) $(AB_ARGS)
 
 vet: ## go vet, and fail if any file is not gofmt-formatted
 	$(GO) vet ./...

@@ -9,6 +9,10 @@
 //	concertbench self [flags]                 start a throwaway PostgreSQL and a
 //	                                          concertd, run against them, stop both
 //	concertbench compare OLD.json NEW.json    two reports side by side
+//	concertbench ab -base OLD_BINARY [flags] [-- self flags]
+//	                                          one scenario against an older
+//	                                          server binary and this one, in
+//	                                          alternating rounds: the ratio
 //	concertbench html REPORT.json OUT.html    draw the HTML report of a JSON report
 //
 // Scenarios (-scenario, comma-separated, or all; each creates its own
@@ -284,6 +288,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "compare":
 			return runCompare(args[1:], stdout, stderr)
+		case "ab":
+			return runAB(args[1:], stdout, stderr)
 		case "html":
 			return runHTML(args[1:], stderr)
 		case "self":

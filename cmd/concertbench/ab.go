@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/concert/ticketing/loadgen"
+)
+
+// runAB is `concertbench ab`: the same scenario run against a baseline
+// binary (an older commit's concertd) and the binary under test, back to
+// back, round after round, each run a `concertbench self` of its own (a
+// fresh PostgreSQL and server), and scored as the ratio of their
+// throughputs. Rounds alternate which binary goes first (ABBA), so a
+// machine that drifts during the run favours neither. Flags after "--" go
+// to every self run (e.g. -fresh-duration 10s).
+func runAB(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("concertbench ab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("base", "", "the baseline server binary (required); `make bench-ab BASE=<commit>` builds one")
+	concertd := fs.String("concertd", "bin/concertd", "the server binary under test")
+	rounds := fs.Int("rounds", 2, "rounds, each one run of each binary")
+	want := fs.Float64("want", 4, "the throughput ratio the target asks for (issue 8: 4× the landed version's holds/s)")
+	scenario := fs.String("scenario", "fresh-holds", "the one scenario to run")
+	mode := fs.String("mode", "closed", "closed or open")
+	reportDir := fs.String("report-dir", "", "keep each run's JSON report here (default: a temporary directory, removed at the end)")
+	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "concertbench ab:", err)
+		}
+		return exitUsage
+	}
+	switch {
+	case *base == "":
+		fmt.Fprintln(stderr, "concertbench ab: -base is required")
+		return exitUsage
+	case *rounds < 1 || *want <= 0:
+		fmt.Fprintln(stderr, "concertbench ab: -rounds and -want must be positive")
+		return exitUsage
+	case *mode != "closed" && *mode != "open":
+		fmt.Fprintf(stderr, "concertbench ab: -mode %q: closed or open\n", *mode)
+		return exitUsage
+	case !contains(knownScenarios, *scenario):
+		fmt.Fprintf(stderr, "concertbench ab: unknown scenario %q\n", *scenario)
+		return exitUsage
+	}
+	for _, bin := range []string{*base, *concertd} {
+		if _, err := os.Stat(bin); err != nil {
+			fmt.Fprintf(stderr, "concertbench ab: server binary: %v\n", err)
+			return exitUsage
+		}
+	}
+	dir := *reportDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "concertbench-ab-*")
+		if err != nil {
+			fmt.Fprintln(stderr, "concertbench ab:", err)
+			return exitFailed
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(stderr, "concertbench ab:", err)
+		return exitFailed
+	}
+
+	// one runs the scenario once against bin; a run that fails leaves its
+	// pair without that result, and the worst exit status is returned.
+	status := exitOK
+	one := func(round int, name, bin string) *loadgen.Result {
+		path := filepath.Join(dir, fmt.Sprintf("round%d-%s.json", round, name))
+		fmt.Fprintf(stderr, "concertbench ab: round %d, %s (%s)\n", round, name, bin)
+		selfArgs := append([]string{"-concertd", bin, "-scenario", *scenario, "-modes", *mode,
+			"-no-ceilings", "-restart=false", "-quiet", "-report-json", path}, fs.Args()...)
+		if code := runSelf(selfArgs, io.Discard, stderr); code != exitOK {
+			fmt.Fprintf(stderr, "concertbench ab: round %d, %s: exit %d\n", round, name, code)
+			status = max(status, code)
+		}
+		rep, err := loadgen.ReadReport(path)
+		if err != nil {
+			return nil
+		}
+		return rep.Find(*scenario, *mode)
+	}
+	pairs := make([]loadgen.BaselinePair, *rounds)
+	for i := range pairs {
+		round := i + 1
+		if round%2 == 1 {
+			pairs[i].Base = one(round, "baseline", *base)
+			pairs[i].New = one(round, "new", *concertd)
+		} else {
+			pairs[i].New = one(round, "new", *concertd)
+			pairs[i].Base = one(round, "baseline", *base)
+		}
+	}
+	c := loadgen.CompareBaseline(*scenario, *mode, pairs, *want)
+	fmt.Fprintln(stdout)
+	if err := c.WriteTable(stdout, filepath.Base(*base), filepath.Base(*concertd)); err != nil {
+		fmt.Fprintln(stderr, "concertbench ab:", err)
+		return exitFailed
+	}
+	if *reportDir != "" {
+		fmt.Fprintf(stderr, "concertbench ab: %d reports in %s\n", 2**rounds, dir)
+	}
+	return status
+}
