@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,6 +43,12 @@ func TestShortFuzzRuns(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		cmd := exec.CommandContext(ctx, "go", "test", ft.pkg, "-run", "^$", "-fuzz", "^"+ft.name+"$",
 			"-fuzztime", fuzzTime.String(), "-fuzzminimizetime", "10x", "-parallel", "2")
+		// At the deadline, stop go, the test binary and its fuzzing workers
+		// together (a process group), and stop waiting for their output
+		// soon after, whoever still holds it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 10 * time.Second
 		out, err := cmd.CombinedOutput()
 		cancel()
 		if err != nil {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/concert/ticketing/loadgen"
 )
@@ -68,10 +71,18 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 
+	// An interrupt ends the run under way (self watches for it too) and
+	// every run after it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
 	// one runs the scenario once against bin; a run that fails leaves its
 	// pair without that result, and the worst exit status is returned.
 	status := exitOK
 	one := func(round int, name, bin string) *loadgen.Result {
+		if ctx.Err() != nil {
+			return nil
+		}
 		path := filepath.Join(dir, fmt.Sprintf("round%d-%s.json", round, name))
 		fmt.Fprintf(stderr, "concertbench ab: round %d, %s (%s)\n", round, name, bin)
 		selfArgs := append([]string{"-concertd", bin, "-scenario", *scenario, "-modes", *mode,
@@ -96,6 +107,10 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 			pairs[i].New = one(round, "new", *concertd)
 			pairs[i].Base = one(round, "baseline", *base)
 		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "concertbench ab: interrupted")
+		status = max(status, exitFailed)
 	}
 	c := loadgen.CompareBaseline(*scenario, *mode, pairs, *want)
 	fmt.Fprintln(stdout)

@@ -81,8 +81,13 @@ func StartServer(ctx context.Context) (*Server, error) {
 		}
 		s.cred = cred
 	}
+	reaped.Do(func() { reapOrphans(binDir, s.cred) })
 	s.dir, err = os.MkdirTemp(os.TempDir(), "pgtest-")
 	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	if err := writeOwner(s.dir); err != nil {
+		_ = os.RemoveAll(s.dir)
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
 	if err := os.Chmod(s.dir, 0o755); err != nil {
@@ -239,6 +244,7 @@ func (s *Server) run(ctx context.Context, prog string, args ...string) error {
 	defer os.Remove(out.Name())
 	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
+	keepDescriptorsFromChildren()
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(out.Name())
 		return fmt.Errorf("pgtest: %s %s: %w: %s", prog, strings.Join(args, " "), err, strings.TrimSpace(string(b)))
