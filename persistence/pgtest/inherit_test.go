@@ -27,13 +27,7 @@ func TestServerHoldsNoInheritedDescriptor(t *testing.T) {
 	}
 	r, w := p[0], p[1]
 	defer syscall.Close(r)
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	srv, err := StartServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	NewServer(t)
 
 	// With our write end closed, the read end sees end-of-file only if no
 	// other process (the server) holds a copy of the write end.
@@ -72,12 +66,8 @@ func TestReapOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer orphan.Close()
-	alive, err := StartServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alive.Close()
+	defer orphan.Close() // fails (nothing left to stop) once reaped
+	alive := NewServer(t)
 
 	gone := exec.Command("true")
 	if err := gone.Run(); err != nil {
