@@ -11,7 +11,10 @@ import (
 	"time"
 )
 
-var fuzzTime = flag.Duration("chaos.fuzztime", 3*time.Second, "how long TestShortFuzzRuns runs each fuzz target")
+// fuzzExecs is a count, not a duration: a few seconds on a busy machine
+// went entirely to replaying the seed corpus ("gathering baseline
+// coverage"), so the run tried no new input and passed all the same.
+var fuzzExecs = flag.Int("chaos.fuzzexecs", 500, "new inputs TestShortFuzzRuns tries on each fuzz target, after its seed corpus")
 
 // fuzzTargets are the project's fuzz targets: every request decoder and
 // text field (FuzzClientText), the token parser end to end and in the token
@@ -29,11 +32,11 @@ var fuzzTargets = []struct{ pkg, name string }{
 var execsLine = regexp.MustCompile(`execs: (\d+) `)
 
 // TestShortFuzzRuns runs `go test -fuzz` on every fuzz target for
-// -chaos.fuzztime (3 s) each — minimizing a new input at most 10 runs, as
-// the end-to-end targets take a millisecond a run — and fails with the
-// fuzzer's report if it
-// finds a failing input (which it then saves under the package's
-// testdata/fuzz, where the next `go test` replays it).
+// -chaos.fuzzexecs (500) new inputs each — minimizing a new input at most 10
+// runs, as the end-to-end targets take a millisecond a run — and fails with
+// the fuzzer's report if it finds a failing input (which it then saves under
+// the package's testdata/fuzz, where the next `go test` replays it), or if
+// the fuzzer never got past the seed corpus.
 func TestShortFuzzRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the fuzzing engine")
@@ -42,7 +45,7 @@ func TestShortFuzzRuns(t *testing.T) {
 	for _, ft := range fuzzTargets {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		cmd := exec.CommandContext(ctx, "go", "test", ft.pkg, "-run", "^$", "-fuzz", "^"+ft.name+"$",
-			"-fuzztime", fuzzTime.String(), "-fuzzminimizetime", "10x", "-parallel", "2")
+			"-fuzztime", strconv.Itoa(*fuzzExecs)+"x", "-fuzzminimizetime", "10x", "-parallel", "2")
 		// At the deadline, stop go, the test binary and its fuzzing workers
 		// together (a process group), and stop waiting for their output
 		// soon after, whoever still holds it.
@@ -57,6 +60,9 @@ func TestShortFuzzRuns(t *testing.T) {
 		n := 0
 		for _, m := range execsLine.FindAllSubmatch(out, -1) {
 			n, _ = strconv.Atoi(string(m[1]))
+		}
+		if n == 0 {
+			t.Fatalf("%s: the fuzzer tried no new input\n%s", ft.name, out)
 		}
 		total += n
 		t.Logf("%s: %d executions, no failure", ft.name, n)

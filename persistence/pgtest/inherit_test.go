@@ -76,7 +76,7 @@ func TestReapOrphans(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(orphan.dir, ownerFile), []byte(strconv.Itoa(gone.Process.Pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reapOrphans(orphan.binDir, orphan.cred)
+	reapOrphans()
 
 	if _, err := os.Stat(orphan.dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the orphan's directory is still there: %v", err)

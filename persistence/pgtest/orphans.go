@@ -29,7 +29,17 @@ func writeOwner(dir string) error {
 // again those servers pile up. A directory without an owner file (one
 // being created, or left by an older pgtest) is left alone, and so is one
 // whose owner's PID answers, even if it was reused.
-func reapOrphans(binDir string, cred *syscall.Credential) {
+func reapOrphans() {
+	binDir, err := findBinDir()
+	if err != nil {
+		return
+	}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		if cred, err = postgresCredential(); err != nil {
+			return
+		}
+	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
 	for _, dir := range dirs {
 		b, err := os.ReadFile(filepath.Join(dir, ownerFile))

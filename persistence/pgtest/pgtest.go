@@ -12,7 +12,11 @@
 //
 // The shared server starts on first use and is stopped by Main. If the
 // environment variable TEST_DATABASE_URL is set (a URL of a role allowed to
-// CREATE DATABASE), its server is used instead and nothing is started.
+// CREATE DATABASE), its server is used instead and nothing is started; once
+// a binary starts its shared server it sets that variable to it, so the test
+// binaries it runs (a fuzzing coordinator's workers) share it too. Each
+// server's directory records its owner's PID, and servers whose owner died
+// without stopping them are stopped at the next start or Main.
 //
 // Tests that stop and start PostgreSQL (outages) get their own server with
 // NewServer and a database on it with Server.NewDatabase.
@@ -81,7 +85,7 @@ func StartServer(ctx context.Context) (*Server, error) {
 		}
 		s.cred = cred
 	}
-	reaped.Do(func() { reapOrphans(binDir, s.cred) })
+	reaped.Do(reapOrphans)
 	s.dir, err = os.MkdirTemp(os.TempDir(), "pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
@@ -329,6 +333,11 @@ func sharedAdminURL() (string, error) {
 		shared.srv, shared.err = StartServer(ctx)
 		if shared.err == nil {
 			shared.adminURL = shared.srv.URL("postgres")
+			// Test binaries this one starts — a fuzzing coordinator's
+			// workers — use this server rather than each starting (and,
+			// when stopped, leaving behind) one of its own. Main stops it
+			// after they are gone.
+			shared.err = os.Setenv(EnvURL, shared.adminURL)
 		}
 	})
 	return shared.adminURL, shared.err
@@ -340,6 +349,9 @@ func sharedAdminURL() (string, error) {
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
+	// Servers of processes this one started and outlived (a fuzzing
+	// worker killed before its Main ran) go now, not at the next run.
+	reapOrphans()
 	if shared.srv != nil {
 		if err := shared.srv.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
