@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/concert/ticketing/loadgen"
@@ -50,6 +51,17 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 	case !contains(knownScenarios, *scenario):
 		fmt.Fprintf(stderr, "concertbench ab: unknown scenario %q\n", *scenario)
 		return exitUsage
+	}
+	// The self flags ab sets for each run: given after "--" they would
+	// override it (the last flag wins), and the run would not be the one
+	// ab reads back.
+	abOwnSelfFlags := []string{"concertd", "scenario", "modes", "report-json"}
+	for _, a := range fs.Args() {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && contains(abOwnSelfFlags, name) {
+			fmt.Fprintf(stderr, "concertbench ab: %s after \"--\": ab sets it for every run (use ab's -scenario, -mode, -concertd, -base, -report-dir)\n", a)
+			return exitUsage
+		}
 	}
 	for _, bin := range []string{*base, *concertd} {
 		if _, err := os.Stat(bin); err != nil {
@@ -123,3 +135,4 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 	}
 	return status
 }
+

@@ -21,6 +21,8 @@ func TestABRefusesBadFlags(t *testing.T) {
 		{"-base", self, "-concertd", self, "-want", "-1"},
 		{"-base", self, "-concertd", self, "-scenario", "nope"},
 		{"-base", self, "-concertd", self, "-mode", "both"},
+		{"-base", self, "-concertd", self, "--", "-scenario", "hot-seat"},
+		{"-base", self, "-concertd", self, "--", "--modes=open"},
 	} {
 		var errb strings.Builder
 		if code := run(append([]string{"ab"}, args...), &strings.Builder{}, &errb); code != exitUsage {
