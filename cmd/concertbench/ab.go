@@ -135,4 +135,3 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 	}
 	return status
 }
-
