@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -54,8 +53,9 @@ func TestServerHoldsNoInheritedDescriptor(t *testing.T) {
 	}
 }
 
-// TestReapOrphans: a server whose owner process is gone is stopped and its
-// directory removed; one whose owner lives is left alone.
+// TestReapOrphans: a server nobody holds (its owner ended without Close)
+// is stopped and its directory removed; one whose owner lives, or that a
+// process it was handed to still holds, is left alone.
 func TestReapOrphans(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
@@ -68,26 +68,37 @@ func TestReapOrphans(t *testing.T) {
 	}
 	defer orphan.Close() // fails (nothing left to stop) once reaped
 	alive := NewServer(t)
+	accepts := func(s *Server) bool {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port())), time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	}
 
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
+	// A test binary the orphan's server was handed to still runs.
+	child, err := os.Open(filepath.Join(orphan.dir, ownerFile))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(orphan.dir, ownerFile), []byte(strconv.Itoa(gone.Process.Pid)), 0o644); err != nil {
+	if err := syscall.Flock(int(child.Fd()), syscall.LOCK_SH); err != nil {
 		t.Fatal(err)
 	}
+	orphan.owner.Close() // its owner dies without Close
 	reapOrphans()
+	if !accepts(orphan) {
+		t.Fatal("a server still in use by a process it was handed to was stopped")
+	}
 
+	child.Close() // the last user goes
+	reapOrphans()
 	if _, err := os.Stat(orphan.dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the orphan's directory is still there: %v", err)
 	}
-	if conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(orphan.Port())), time.Second); err == nil {
-		conn.Close()
+	if accepts(orphan) {
 		t.Error("the orphan server still accepts connections")
 	}
-	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(alive.Port())), time.Second)
-	if err != nil {
-		t.Fatalf("the live owner's server was stopped: %v", err)
+	if !accepts(alive) {
+		t.Fatal("the server of a live owner was stopped")
 	}
-	conn.Close()
 }

@@ -1,34 +1,79 @@
 package pgtest
 
 import (
-	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 )
 
-// ownerFile, in a server's directory, holds the PID of the process that
-// started the server.
+// ownerFile, in a server's directory, is locked (flock, shared) by every
+// process that uses the server: the one that started it, and the test
+// binaries it handed the server to (envOwner). The lock goes with the last
+// of them, however it ends, and in whatever PID namespace it ran. The file
+// also holds the starter's PID, for people.
 const ownerFile = "owner.pid"
 
-// reaped makes reapOrphans run once per process.
+// envOwner names the environment variable that carries the owner file of
+// the server in EnvURL to the test binaries a binary starts.
+const envOwner = "PGTEST_OWNER_FILE"
+
+// reaped makes reapOrphans run once per process at the first start.
 var reaped sync.Once
 
-// writeOwner records this process as the owner of the server in dir.
-func writeOwner(dir string) error {
-	return os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644)
+// lockOwner creates dir's owner file already locked: it is written under
+// another name, locked, then renamed, so a reaper never finds it unlocked.
+func lockOwner(dir string) (*os.File, error) {
+	tmp := filepath.Join(dir, ownerFile+".new")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", tmp, err)
+	}
+	if _, err := f.WriteString(strconv.Itoa(os.Getpid())); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ownerFile)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
-// reapOrphans stops and removes the servers under os.TempDir() whose owner
-// process is gone. A test binary killed before Close — by its -timeout, or
-// a fuzzing worker stopped by its coordinator — leaves its server running
-// (pg_ctl detaches it), and on a machine that runs the suite again and
-// again those servers pile up. A directory without an owner file (one
-// being created, or left by an older pgtest) is left alone, and so is one
-// whose owner's PID answers, even if it was reused.
+// joinOwner takes a shared lock on the owner file this process was handed
+// (envOwner), so the server it uses is not reaped while it runs; the lock
+// lasts as long as the process. It does nothing when none was handed.
+func joinOwner() error {
+	path := os.Getenv(envOwner)
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("pgtest: the server handed over in %s is gone: %w", envOwner, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return fmt.Errorf("pgtest: lock %s: %w", path, err)
+	}
+	shared.joined = f // held until the process ends
+	return nil
+}
+
+// reapOrphans stops and removes the servers under os.TempDir() that no
+// process uses any more: those whose owner file nobody holds locked. A test
+// binary killed before Close — by its -timeout, or a fuzzing worker stopped
+// by its coordinator — leaves its server running (pg_ctl detaches it), and
+// on a machine that runs the suite again and again those servers pile up.
+// A directory without an owner file (one being created, or left by an
+// older pgtest) is left alone, and so is one whose server cannot be
+// stopped.
 func reapOrphans() {
 	binDir, err := findBinDir()
 	if err != nil {
@@ -42,15 +87,25 @@ func reapOrphans() {
 	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
 	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-			continue
-		}
-		orphan := &Server{binDir: binDir, dir: dir, cred: cred, running: true}
-		_ = orphan.Close() // pg_ctl fails harmlessly when nothing runs there
+		reapIfOrphan(dir, binDir, cred)
 	}
+}
+
+// reapIfOrphan stops and removes the server in dir if its owner file can
+// be locked exclusively.
+func reapIfOrphan(dir, binDir string, cred *syscall.Credential) {
+	f, err := os.Open(filepath.Join(dir, ownerFile))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return // in use
+	}
+	orphan := &Server{binDir: binDir, dir: dir, cred: cred, running: true}
+	stopErr := orphan.Stop()
+	if _, err := os.Stat(filepath.Join(orphan.dataDir(), "postmaster.pid")); stopErr != nil && err == nil {
+		return // still running, and not ours to stop: keep its files
+	}
+	_ = os.RemoveAll(dir)
 }

@@ -15,8 +15,9 @@
 // CREATE DATABASE), its server is used instead and nothing is started; once
 // a binary starts its shared server it sets that variable to it, so the test
 // binaries it runs (a fuzzing coordinator's workers) share it too. Each
-// server's directory records its owner's PID, and servers whose owner died
-// without stopping them are stopped at the next start or Main.
+// server's directory has an owner file that every process using the server
+// holds locked, and servers nobody holds any more (their owner died without
+// stopping them) are stopped at the next start or Main.
 //
 // Tests that stop and start PostgreSQL (outages) get their own server with
 // NewServer and a database on it with Server.NewDatabase.
@@ -66,6 +67,7 @@ type Server struct {
 	dir     string // owned by the server's user; holds data/, the socket and the log
 	port    int
 	cred    *syscall.Credential // nil unless running as root
+	owner   *os.File            // dir's owner file, locked while this process uses the server
 	mu      sync.Mutex
 	running bool
 }
@@ -90,23 +92,27 @@ func StartServer(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	if err := writeOwner(s.dir); err != nil {
+	if s.owner, err = lockOwner(s.dir); err != nil {
 		_ = os.RemoveAll(s.dir)
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
+	started := false
+	defer func() {
+		if !started {
+			s.owner.Close()
+			_ = os.RemoveAll(s.dir)
+		}
+	}()
 	if err := os.Chmod(s.dir, 0o755); err != nil {
-		_ = os.RemoveAll(s.dir)
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
 	if s.cred != nil {
 		if err := os.Chown(s.dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-			_ = os.RemoveAll(s.dir)
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 	}
 	if err := s.run(ctx, "initdb", "-A", "trust", "-U", "postgres", "--no-sync",
 		"-E", "UTF8", "--locale=C", "-D", s.dataDir()); err != nil {
-		_ = os.RemoveAll(s.dir)
 		return nil, err
 	}
 	// Another process may take the port between our probe and the
@@ -117,10 +123,10 @@ func StartServer(ctx context.Context) (*Server, error) {
 			err = s.Start(ctx)
 		}
 		if err == nil {
+			started = true
 			return s, nil
 		}
 		if attempt == 2 || ctx.Err() != nil {
-			_ = os.RemoveAll(s.dir)
 			return nil, err
 		}
 	}
@@ -198,6 +204,9 @@ func (s *Server) Close() error {
 	err := s.Stop()
 	if rmErr := os.RemoveAll(s.dir); rmErr != nil && err == nil {
 		err = fmt.Errorf("pgtest: %w", rmErr)
+	}
+	if s.owner != nil {
+		s.owner.Close()
 	}
 	return err
 }
@@ -320,12 +329,13 @@ var shared struct {
 	srv      *Server // nil when EnvURL is used
 	adminURL string
 	err      error
+	joined   *os.File // the owner file locked by joinOwner, if handed one
 }
 
 func sharedAdminURL() (string, error) {
 	shared.once.Do(func() {
 		if u := os.Getenv(EnvURL); u != "" {
-			shared.adminURL = u
+			shared.adminURL, shared.err = u, joinOwner()
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -337,7 +347,11 @@ func sharedAdminURL() (string, error) {
 			// workers — use this server rather than each starting (and,
 			// when stopped, leaving behind) one of its own. Main stops it
 			// after they are gone.
-			shared.err = os.Setenv(EnvURL, shared.adminURL)
+			// Each of them locks the owner file too, so the server is not
+			// reaped while one still runs.
+			if os.Setenv(envOwner, filepath.Join(shared.srv.dir, ownerFile)) != nil || os.Setenv(EnvURL, shared.adminURL) != nil {
+				os.Unsetenv(EnvURL) // not shared, then; nothing else changes
+			}
 		}
 	})
 	return shared.adminURL, shared.err
