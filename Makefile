@@ -109,6 +109,7 @@ BASE ?= 44b0db4
 AB_ROUNDS ?= 2
 AB_ARGS ?=
 bench-ab: ## the hold path against an older commit (BASE), in alternating rounds on fresh databases
+	@git rev-parse --verify --quiet '$(BASE)^{commit}' >/dev/null || { echo "bench-ab: BASE=$(BASE) is not a commit of this repository"; exit 2; }
 	@bash scripts/pg-local.sh install
 	$(GO) build -o bin/concertd ./cmd/concertd
 	$(GO) build -o bin/concertbench ./cmd/concertbench

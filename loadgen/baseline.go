@@ -100,6 +100,9 @@ func (c BaselineComparison) WriteTable(w io.Writer, baseName, newName string) er
 		}
 		p("%-6d %-9s %16s %-16s %14s %9s %9s  %s\n", round, name, groupFloat(r.Throughput), r.ThroughputUnit,
 			cpu, FormatMs(l.P50Ms), FormatMs(l.P99Ms), verdict)
+		for _, n := range r.Notes {
+			p("%-6s %-9s note: %s\n", "", "", n)
+		}
 	}
 	for i, pair := range c.Pairs {
 		row(i+1, "baseline", pair.Base)

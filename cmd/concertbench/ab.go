@@ -21,16 +21,22 @@ import (
 // fresh PostgreSQL and server), and scored as the ratio of their
 // throughputs. Rounds alternate which binary goes first (ABBA), so a
 // machine that drifts during the run favours neither. Flags after "--" go
-// to every self run (e.g. -fresh-duration 10s).
+// to every self run (e.g. -fresh-duration 10s). Closed loop only: in open
+// loop both binaries make the offered rate and the ratio says nothing.
 func runAB(args []string, stdout, stderr io.Writer) int {
+	return runABWith(args, stdout, stderr, false)
+}
+
+// runABWith is runAB; inProcessOK lets a test pass -in-process to the self
+// runs (both "binaries" are then this code: plumbing, not a comparison).
+func runABWith(args []string, stdout, stderr io.Writer, inProcessOK bool) int {
 	fs := flag.NewFlagSet("concertbench ab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	base := fs.String("base", "", "the baseline server binary (required); `make bench-ab BASE=<commit>` builds one")
+	base := fs.String("base", "", "the baseline server binary (required; make bench-ab BASE=<commit> builds one)")
 	concertd := fs.String("concertd", "bin/concertd", "the server binary under test")
 	rounds := fs.Int("rounds", 2, "rounds, each one run of each binary")
 	want := fs.Float64("want", 4, "the throughput ratio the target asks for (issue 8: 4× the landed version's holds/s)")
 	scenario := fs.String("scenario", "fresh-holds", "the one scenario to run")
-	mode := fs.String("mode", "closed", "closed or open")
 	reportDir := fs.String("report-dir", "", "keep each run's JSON report here (default: a temporary directory, removed at the end)")
 	if err := fs.Parse(args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -45,9 +51,6 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 	case *rounds < 1 || *want <= 0:
 		fmt.Fprintln(stderr, "concertbench ab: -rounds and -want must be positive")
 		return exitUsage
-	case *mode != "closed" && *mode != "open":
-		fmt.Fprintf(stderr, "concertbench ab: -mode %q: closed or open\n", *mode)
-		return exitUsage
 	case !contains(knownScenarios, *scenario):
 		fmt.Fprintf(stderr, "concertbench ab: unknown scenario %q\n", *scenario)
 		return exitUsage
@@ -55,11 +58,14 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 	// The self flags ab sets for each run: given after "--" they would
 	// override it (the last flag wins), and the run would not be the one
 	// ab reads back.
-	abOwnSelfFlags := []string{"concertd", "scenario", "modes", "report-json"}
+	abOwnSelfFlags := []string{"concertd", "scenario", "modes", "report-json", "rate"}
+	if !inProcessOK {
+		abOwnSelfFlags = append(abOwnSelfFlags, "in-process")
+	}
 	for _, a := range fs.Args() {
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if strings.HasPrefix(a, "-") && contains(abOwnSelfFlags, name) {
-			fmt.Fprintf(stderr, "concertbench ab: %s after \"--\": ab sets it for every run (use ab's -scenario, -mode, -concertd, -base, -report-dir)\n", a)
+			fmt.Fprintf(stderr, "concertbench ab: %s after \"--\": ab sets it for every run (use ab's -scenario, -concertd, -base, -report-dir)\n", a)
 			return exitUsage
 		}
 	}
@@ -88,26 +94,45 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// one runs the scenario once against bin; a run that fails leaves its
-	// pair without that result, and the worst exit status is returned.
+	// one runs the scenario once against bin. A run that fails (a broken
+	// invariant aside, which the verdict shows) leaves its pair without
+	// that result — a report it wrote is partial, and an older one in
+	// -report-dir is not this run's — and the worst exit status is
+	// returned.
 	status := exitOK
 	one := func(round int, name, bin string) *loadgen.Result {
 		if ctx.Err() != nil {
 			return nil
 		}
 		path := filepath.Join(dir, fmt.Sprintf("round%d-%s.json", round, name))
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintln(stderr, "concertbench ab:", err)
+			status = max(status, exitFailed)
+			return nil
+		}
 		fmt.Fprintf(stderr, "concertbench ab: round %d, %s (%s)\n", round, name, bin)
-		selfArgs := append([]string{"-concertd", bin, "-scenario", *scenario, "-modes", *mode,
+		selfArgs := append([]string{"-concertd", bin, "-scenario", *scenario, "-modes", "closed",
 			"-no-ceilings", "-restart=false", "-quiet", "-report-json", path}, fs.Args()...)
-		if code := runSelf(selfArgs, io.Discard, stderr); code != exitOK {
+		code := runSelf(selfArgs, io.Discard, stderr)
+		if code != exitOK {
 			fmt.Fprintf(stderr, "concertbench ab: round %d, %s: exit %d\n", round, name, code)
 			status = max(status, code)
 		}
-		rep, err := loadgen.ReadReport(path)
-		if err != nil {
+		if code != exitOK && code != exitViolation {
 			return nil
 		}
-		return rep.Find(*scenario, *mode)
+		rep, err := loadgen.ReadReport(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "concertbench ab: round %d, %s: %v\n", round, name, err)
+			status = max(status, exitFailed)
+			return nil
+		}
+		r := rep.Find(*scenario, "closed")
+		if r == nil {
+			fmt.Fprintf(stderr, "concertbench ab: round %d, %s: the report has no %s closed result\n", round, name, *scenario)
+			status = max(status, exitFailed)
+		}
+		return r
 	}
 	pairs := make([]loadgen.BaselinePair, *rounds)
 	for i := range pairs {
@@ -124,7 +149,7 @@ func runAB(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "concertbench ab: interrupted")
 		status = max(status, exitFailed)
 	}
-	c := loadgen.CompareBaseline(*scenario, *mode, pairs, *want)
+	c := loadgen.CompareBaseline(*scenario, "closed", pairs, *want)
 	fmt.Fprintln(stdout)
 	if err := c.WriteTable(stdout, filepath.Base(*base), filepath.Base(*concertd)); err != nil {
 		fmt.Fprintln(stderr, "concertbench ab:", err)

@@ -23,6 +23,8 @@ func TestABRefusesBadFlags(t *testing.T) {
 		{"-base", self, "-concertd", self, "-mode", "both"},
 		{"-base", self, "-concertd", self, "--", "-scenario", "hot-seat"},
 		{"-base", self, "-concertd", self, "--", "--modes=open"},
+		{"-base", self, "-concertd", self, "--", "-rate", "100"},
+		{"-base", self, "-concertd", self, "--", "-in-process"}, // both would be this code
 	} {
 		var errb strings.Builder
 		if code := run(append([]string{"ab"}, args...), &strings.Builder{}, &errb); code != exitUsage {
@@ -32,8 +34,10 @@ func TestABRefusesBadFlags(t *testing.T) {
 }
 
 // TestABRunsRoundsAndScores runs one round of a tiny fresh-holds against
-// two servers in this process (-in-process after "--", so the binaries are
-// only checked to exist) and reads back both reports into one verdict.
+// two servers in this process (-in-process after "--", allowed only here, so
+// the binaries are only checked to exist) and reads back both reports into
+// one verdict; then a second run over the same -report-dir whose every run
+// fails to start must not score the first run's reports.
 func TestABRunsRoundsAndScores(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL twice")
@@ -44,8 +48,8 @@ func TestABRunsRoundsAndScores(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var out, errb strings.Builder
-	code := run([]string{"ab", "-base", self, "-concertd", self, "-rounds", "1", "-want", "0.01", "-report-dir", dir, "--",
-		"-in-process", "-fresh-duration", "1s", "-fresh-dates", "2", "-fresh-seats", "40", "-fresh-workers", "4"}, &out, &errb)
+	code := runABWith([]string{"-base", self, "-concertd", self, "-rounds", "1", "-want", "0.01", "-report-dir", dir, "--",
+		"-in-process", "-fresh-duration", "1s", "-fresh-dates", "2", "-fresh-seats", "40", "-fresh-workers", "4"}, &out, &errb, true)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
@@ -58,5 +62,13 @@ func TestABRunsRoundsAndScores(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Error(err)
 		}
+	}
+
+	out.Reset()
+	code = runABWith([]string{"-base", self, "-concertd", self, "-rounds", "1", "-want", "0.01", "-report-dir", dir, "--",
+		"-in-process", "-fresh-duration", "1s", "-fresh-dates", "2", "-fresh-seats", "40", "-fresh-workers", "4",
+		"-price", "-5"}, &out, &errb, true)
+	if code == exitOK || !strings.Contains(out.String(), "unknown") || strings.Contains(out.String(), "× the throughput") {
+		t.Errorf("failed runs: exit %d, and the earlier reports were scored:\n%s", code, out.String())
 	}
 }
