@@ -31,7 +31,7 @@ var fuzzTargets = []struct{ pkg, name string }{
 
 var (
 	execsLine    = regexp.MustCompile(`execs: (\d+) `)
-	baselineLine = regexp.MustCompile(`gathering baseline coverage: \d+/(\d+) completed`)
+	baselineLine = regexp.MustCompile(`(?:gathering baseline coverage|testing seed corpus): \d+/(\d+) completed`)
 )
 
 // TestShortFuzzRuns runs `go test -fuzz` on every fuzz target for
@@ -48,19 +48,16 @@ func TestShortFuzzRuns(t *testing.T) {
 	}
 	total := 0
 	for _, ft := range fuzzTargets {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		out, err := runFuzz(ctx, ft.pkg, ft.name, 1)
-		corpus := 0
-		if m := baselineLine.FindSubmatch(out); m != nil {
-			corpus, _ = strconv.Atoi(string(m[1]))
-		}
-		if err == nil {
-			out, err = runFuzz(ctx, ft.pkg, ft.name, corpus+*fuzzExecs)
-		}
-		cancel()
+		out, err := runFuzz(ft.pkg, ft.name, 1)
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", ft.name, err, out)
 		}
+		out, err = runFuzz(ft.pkg, ft.name, corpusSize(out)+*fuzzExecs)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", ft.name, err, out)
+		}
+		// The corpus this run replayed (the cache may have grown since).
+		corpus := corpusSize(out)
 		n := 0
 		for _, m := range execsLine.FindAllSubmatch(out, -1) {
 			n, _ = strconv.Atoi(string(m[1]))
@@ -74,11 +71,24 @@ func TestShortFuzzRuns(t *testing.T) {
 	t.Logf("%d new inputs in all", total)
 }
 
+// corpusSize is the size of the corpus a fuzzing run's output says it
+// replays first, 0 if none.
+func corpusSize(out []byte) int {
+	n := 0
+	for _, m := range baselineLine.FindAllSubmatch(out, -1) {
+		n, _ = strconv.Atoi(string(m[1]))
+	}
+	return n
+}
+
 // runFuzz runs the fuzz target name of pkg for execs executions and returns
-// its output. At ctx's end go, the test binary and its fuzzing workers are
-// killed together (a process group), and the wait for their output stops
-// soon after, whoever still holds it.
-func runFuzz(ctx context.Context, pkg, name string, execs int) ([]byte, error) {
+// its output. After 5 minutes (a safety net: a run takes seconds) go, the
+// test binary and its fuzzing workers are killed together (a process
+// group), and the wait for their output stops soon after, whoever still
+// holds it.
+func runFuzz(pkg, name string, execs int) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "test", pkg, "-run", "^$", "-fuzz", "^"+name+"$",
 		"-fuzztime", strconv.Itoa(execs)+"x", "-fuzzminimizetime", "10x", "-parallel", "2")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

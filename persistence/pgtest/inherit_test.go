@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,4 +102,56 @@ func TestReapOrphans(t *testing.T) {
 	if !accepts(alive) {
 		t.Fatal("the server of a live owner was stopped")
 	}
+}
+
+// TestReapOrphansTrustsNoStalePID: the postmaster.pid of a server that was
+// killed names a PID that another process — here a live server — may have
+// since; reaping removes the dead server's files without signalling it.
+func TestReapOrphansTrustsNoStalePID(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	dead, err := StartServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close() // fails (nothing left to stop) once reaped
+	alive := NewServer(t)
+	postmaster := func(s *Server) (int, []byte) {
+		b, err := os.ReadFile(filepath.Join(s.dataDir(), "postmaster.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, rest, _ := strings.Cut(string(b), "\n")
+		pid, err := strconv.Atoi(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pid, []byte(rest)
+	}
+	deadPID, rest := postmaster(dead)
+	alivePID, _ := postmaster(alive)
+	if err := syscall.Kill(deadPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	stale := append([]byte(strconv.Itoa(alivePID)+"\n"), rest...)
+	if err := os.WriteFile(filepath.Join(dead.dataDir(), "postmaster.pid"), stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dead.owner.Close()
+	reapOrphans()
+
+	if _, err := os.Stat(dead.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dead server's directory is still there: %v", err)
+	}
+	if err := syscall.Kill(alivePID, 0); err != nil {
+		t.Fatalf("the live server whose PID the stale file named was signalled: %v", err)
+	}
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(alive.Port())), time.Second)
+	if err != nil {
+		t.Fatalf("the live server stopped: %v", err)
+	}
+	conn.Close()
 }

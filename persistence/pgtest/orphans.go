@@ -1,10 +1,13 @@
 package pgtest
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -14,7 +17,7 @@ import (
 // binaries it handed the server to (envOwner). The lock goes with the last
 // of them, however it ends, and in whatever PID namespace it ran. The file
 // also holds the starter's PID, for people.
-const ownerFile = "owner.pid"
+const ownerFile = "owner.lock"
 
 // envOwner names the environment variable that carries the owner file of
 // the server in EnvURL to the test binaries a binary starts.
@@ -103,9 +106,51 @@ func reapIfOrphan(dir, binDir string, cred *syscall.Credential) {
 		return // in use
 	}
 	orphan := &Server{binDir: binDir, dir: dir, cred: cred, running: true}
-	stopErr := orphan.Stop()
-	if _, err := os.Stat(filepath.Join(orphan.dataDir(), "postmaster.pid")); stopErr != nil && err == nil {
-		return // still running, and not ours to stop: keep its files
+	switch postmasterOf(orphan.dataDir()) {
+	case postmasterUnknown:
+		return // cannot tell: keep everything
+	case postmasterRunning:
+		if orphan.Stop() != nil {
+			return // still running: keep its files
+		}
 	}
+	// Not running (or stopped now): a postmaster.pid left by a server that
+	// died names a PID that may since be another process's, so pg_ctl
+	// (which would signal it) is not asked.
 	_ = os.RemoveAll(dir)
+}
+
+// Postmaster states for postmasterOf.
+const (
+	postmasterGone    = iota // no postmaster.pid, or its PID is not this directory's server
+	postmasterRunning        // its PID is alive and works in dataDir
+	postmasterUnknown        // the PID's working directory could not be read
+)
+
+// postmasterOf tells whether the server of dataDir runs: the PID in its
+// postmaster.pid must be alive and have dataDir as its working directory
+// (the postmaster changes into it), not merely exist.
+func postmasterOf(dataDir string) int {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return postmasterGone
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return postmasterGone
+	}
+	cwd, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "cwd"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return postmasterGone
+	case err != nil:
+		return postmasterUnknown
+	case cwd == dataDir:
+		return postmasterRunning
+	}
+	if real, err := filepath.EvalSymlinks(dataDir); err == nil && real == cwd {
+		return postmasterRunning
+	}
+	return postmasterGone
 }
