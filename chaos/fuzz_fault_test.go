@@ -57,11 +57,7 @@ func TestShortFuzzRuns(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", ft.name, err, out)
 		}
 		// The corpus this run replayed (the cache may have grown since).
-		corpus := corpusSize(out)
-		n := 0
-		for _, m := range execsLine.FindAllSubmatch(out, -1) {
-			n, _ = strconv.Atoi(string(m[1]))
-		}
+		corpus, n := corpusSize(out), lastCount(execsLine, out)
 		if n <= corpus {
 			t.Fatalf("%s: the fuzzer tried no new input (%d executions, corpus %d)\n%s", ft.name, n, corpus, out)
 		}
@@ -73,9 +69,12 @@ func TestShortFuzzRuns(t *testing.T) {
 
 // corpusSize is the size of the corpus a fuzzing run's output says it
 // replays first, 0 if none.
-func corpusSize(out []byte) int {
+func corpusSize(out []byte) int { return lastCount(baselineLine, out) }
+
+// lastCount is the number captured by re's last match in out, 0 if none.
+func lastCount(re *regexp.Regexp, out []byte) int {
 	n := 0
-	for _, m := range baselineLine.FindAllSubmatch(out, -1) {
+	for _, m := range re.FindAllSubmatch(out, -1) {
 		n, _ = strconv.Atoi(string(m[1]))
 	}
 	return n

@@ -61,21 +61,8 @@ func TestReapOrphans(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	orphan, err := StartServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orphan.Close() // fails (nothing left to stop) once reaped
+	orphan := startToReap(t)
 	alive := NewServer(t)
-	accepts := func(s *Server) bool {
-		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port())), time.Second)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	}
 
 	// A test binary the orphan's server was handed to still runs.
 	child, err := os.Open(filepath.Join(orphan.dir, ownerFile))
@@ -111,33 +98,26 @@ func TestReapOrphansTrustsNoStalePID(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	dead, err := StartServer(ctx)
+	dead := startToReap(t)
+	alive := NewServer(t)
+	deadPID, err := postmasterPID(dead.dataDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dead.Close() // fails (nothing left to stop) once reaped
-	alive := NewServer(t)
-	postmaster := func(s *Server) (int, []byte) {
-		b, err := os.ReadFile(filepath.Join(s.dataDir(), "postmaster.pid"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		first, rest, _ := strings.Cut(string(b), "\n")
-		pid, err := strconv.Atoi(first)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pid, []byte(rest)
+	alivePID, err := postmasterPID(alive.dataDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	deadPID, rest := postmaster(dead)
-	alivePID, _ := postmaster(alive)
+	pidFile := filepath.Join(dead.dataDir(), "postmaster.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(deadPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	stale := append([]byte(strconv.Itoa(alivePID)+"\n"), rest...)
-	if err := os.WriteFile(filepath.Join(dead.dataDir(), "postmaster.pid"), stale, 0o600); err != nil {
+	_, rest, _ := strings.Cut(string(b), "\n")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(alivePID)+"\n"+rest), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dead.owner.Close()
@@ -149,9 +129,30 @@ func TestReapOrphansTrustsNoStalePID(t *testing.T) {
 	if err := syscall.Kill(alivePID, 0); err != nil {
 		t.Fatalf("the live server whose PID the stale file named was signalled: %v", err)
 	}
-	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(alive.Port())), time.Second)
-	if err != nil {
-		t.Fatalf("the live server stopped: %v", err)
+	if !accepts(alive) {
+		t.Fatal("the live server stopped")
 	}
-	conn.Close()
+}
+
+// startToReap starts a server that a test then leaves for reapOrphans; its
+// Close at the end fails harmlessly once it was reaped.
+func startToReap(t *testing.T) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	s, err := StartServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// accepts tells whether s takes TCP connections.
+func accepts(s *Server) bool {
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port())), time.Second)
+	if err == nil {
+		conn.Close()
+	}
+	return err == nil
 }

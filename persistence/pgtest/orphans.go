@@ -78,25 +78,15 @@ func joinOwner() error {
 // older pgtest) is left alone, and so is one whose server cannot be
 // stopped.
 func reapOrphans() {
-	binDir, err := findBinDir()
-	if err != nil {
-		return
-	}
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		if cred, err = postgresCredential(); err != nil {
-			return
-		}
-	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
 	for _, dir := range dirs {
-		reapIfOrphan(dir, binDir, cred)
+		reapIfOrphan(dir)
 	}
 }
 
 // reapIfOrphan stops and removes the server in dir if its owner file can
 // be locked exclusively.
-func reapIfOrphan(dir, binDir string, cred *syscall.Credential) {
+func reapIfOrphan(dir string) {
 	f, err := os.Open(filepath.Join(dir, ownerFile))
 	if err != nil {
 		return
@@ -105,7 +95,11 @@ func reapIfOrphan(dir, binDir string, cred *syscall.Credential) {
 	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
 		return // in use
 	}
-	orphan := &Server{binDir: binDir, dir: dir, cred: cred, running: true}
+	orphan, err := serverIn(dir)
+	if err != nil {
+		return
+	}
+	orphan.running = true
 	switch postmasterOf(orphan.dataDir()) {
 	case postmasterUnknown:
 		return // cannot tell: keep everything
@@ -131,13 +125,8 @@ const (
 // postmaster.pid must be alive and have dataDir as its working directory
 // (the postmaster changes into it), not merely exist.
 func postmasterOf(dataDir string) int {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	pid, err := postmasterPID(dataDir)
 	if err != nil {
-		return postmasterGone
-	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(first))
-	if err != nil || pid <= 0 {
 		return postmasterGone
 	}
 	cwd, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "cwd"))
@@ -153,4 +142,18 @@ func postmasterOf(dataDir string) int {
 		return postmasterRunning
 	}
 	return postmasterGone
+}
+
+// postmasterPID is the PID on the first line of dataDir's postmaster.pid.
+func postmasterPID(dataDir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err == nil && pid <= 0 {
+		err = fmt.Errorf("postmaster.pid of %s: PID %d", dataDir, pid)
+	}
+	return pid, err
 }

@@ -75,17 +75,9 @@ type Server struct {
 // StartServer creates a data directory, picks a free loopback port and
 // starts a server. Call Close to stop it and remove its directory.
 func StartServer(ctx context.Context) (*Server, error) {
-	binDir, err := findBinDir()
+	s, err := serverIn("")
 	if err != nil {
 		return nil, err
-	}
-	s := &Server{binDir: binDir}
-	if os.Geteuid() == 0 {
-		cred, err := postgresCredential()
-		if err != nil {
-			return nil, err
-		}
-		s.cred = cred
 	}
 	reaped.Do(reapOrphans)
 	s.dir, err = os.MkdirTemp(os.TempDir(), "pgtest-")
@@ -130,6 +122,23 @@ func StartServer(ctx context.Context) (*Server, error) {
 			return nil, err
 		}
 	}
+}
+
+// serverIn is a Server on the data under dir (not started, not running):
+// the PostgreSQL binaries found, and under root the postgres user to run
+// them as.
+func serverIn(dir string) (*Server, error) {
+	binDir, err := findBinDir()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{binDir: binDir, dir: dir}
+	if os.Geteuid() == 0 {
+		if s.cred, err = postgresCredential(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // NewServer starts a server for one test and closes it in t.Cleanup.
@@ -345,10 +354,9 @@ func sharedAdminURL() (string, error) {
 			shared.adminURL = shared.srv.URL("postgres")
 			// Test binaries this one starts — a fuzzing coordinator's
 			// workers — use this server rather than each starting (and,
-			// when stopped, leaving behind) one of its own. Main stops it
-			// after they are gone.
-			// Each of them locks the owner file too, so the server is not
-			// reaped while one still runs.
+			// when stopped, leaving behind) one of its own, and lock its
+			// owner file too, so it is not reaped while one still runs.
+			// Main stops it after they are gone.
 			if os.Setenv(envOwner, filepath.Join(shared.srv.dir, ownerFile)) != nil || os.Setenv(EnvURL, shared.adminURL) != nil {
 				os.Unsetenv(EnvURL) // not shared, then; nothing else changes
 			}
