@@ -1,11 +1,14 @@
 package actors
 
-// Admission bounds how many actors sharing it may have a write queued or
-// running in the journal at once. Each actor holds at most one slot (it has
-// at most one write in flight), so sizing it at or below the journal's queue
-// capacity means a write that was admitted is never refused by the journal;
-// a command that cannot be admitted is refused before it changes anything,
-// and the actor keeps serving. Safe for concurrent use.
+// Admission bounds how many actors sharing it may have a piece of journal
+// work under way at once; each actor holds at most one slot of it. As
+// JournaledOptions.Admission it bounds writes queued or running: sized at or
+// below the journal's queue capacity, a write that was admitted is never
+// refused by the journal, and a command that cannot be admitted is refused
+// before it changes anything. As JournaledOptions.SnapshotAdmission it
+// bounds snapshots being captured, encoded and saved: sized at or below the
+// journal's snapshot writers, a captured snapshot is never refused
+// ErrSnapshotBusy. Safe for concurrent use.
 type Admission struct{ slots chan struct{} }
 
 // NewAdmission returns an admission of n slots (n < 1 is taken as 1).

@@ -62,6 +62,9 @@ type QueueConfig struct {
 	// SnapshotEvery is the number of events between snapshots (default 1000;
 	// negative: never).
 	SnapshotEvery int
+	// SnapshotAdmission, if set, is shared by the snapshots of all
+	// journaled actors of the node (JournaledOptions.SnapshotAdmission).
+	SnapshotAdmission *Admission
 	// TickInterval is how often the queue manager collects token uses and
 	// looks for idle tokens (default: a quarter of the shorter TTL, at most
 	// 1 s and at least 10 ms). It is the resolution of journaled last use.
@@ -135,11 +138,12 @@ func NewQueueProducer(cfg QueueConfig) cluster.Producer {
 	return func(identity string) actor.Actor {
 		q := &queueActor{cfg: cfg, model: newQueueModel(cfg)}
 		q.j = NewJournaled(JournaledOptions{
-			ID:            queueJournalPrefix + identity,
-			Journal:       cfg.Journal,
-			Model:         q.model,
-			SnapshotEvery: cfg.SnapshotEvery,
-			Logger:        cfg.Logger, // Journaled names the actor in each line
+			ID:                queueJournalPrefix + identity,
+			Journal:           cfg.Journal,
+			Model:             q.model,
+			SnapshotEvery:     cfg.SnapshotEvery,
+			SnapshotAdmission: cfg.SnapshotAdmission,
+			Logger:            cfg.Logger, // Journaled names the actor in each line
 		})
 		return q
 	}

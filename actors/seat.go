@@ -67,8 +67,11 @@ type SeatConfig struct {
 	// Admission, if set, is shared by all journaled actors of the node (see
 	// Admission).
 	Admission *Admission
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// SnapshotAdmission, if set, is shared likewise by their snapshots
+	// (JournaledOptions.SnapshotAdmission).
+	SnapshotAdmission *Admission
+	Now               func() time.Time
+	Logger            *slog.Logger
 }
 
 func (c SeatConfig) withDefaults() SeatConfig {
@@ -118,14 +121,15 @@ func NewSeatProducer(cfg SeatConfig) cluster.Producer {
 			log:       cfg.Logger.With("actor", id),
 		}
 		a.j = NewJournaled(JournaledOptions{
-			ID:            id,
-			Journal:       cfg.Journal,
-			Model:         a.state,
-			SnapshotEvery: cfg.SnapshotEvery,
-			IdleTTL:       cfg.IdleTTL,
-			CanPassivate:  a.canPassivate,
-			Admission:     cfg.Admission,
-			Logger:        cfg.Logger, // Journaled names the actor in each line
+			ID:                id,
+			Journal:           cfg.Journal,
+			Model:             a.state,
+			SnapshotEvery:     cfg.SnapshotEvery,
+			IdleTTL:           cfg.IdleTTL,
+			CanPassivate:      a.canPassivate,
+			Admission:         cfg.Admission,
+			SnapshotAdmission: cfg.SnapshotAdmission,
+			Logger:            cfg.Logger, // Journaled names the actor in each line
 		})
 		return a
 	}

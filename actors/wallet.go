@@ -52,8 +52,11 @@ type WalletConfig struct {
 	Retention time.Duration
 	// Admission, if set, is shared by all journaled actors of the node.
 	Admission *Admission
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// SnapshotAdmission, if set, is shared likewise by their snapshots
+	// (JournaledOptions.SnapshotAdmission).
+	SnapshotAdmission *Admission
+	Now               func() time.Time
+	Logger            *slog.Logger
 }
 
 func (c WalletConfig) withDefaults() WalletConfig {
@@ -98,13 +101,14 @@ func NewWalletProducer(cfg WalletConfig) cluster.Producer {
 		cfg := &shared
 		w := &walletActor{cfg: cfg, identity: identity, model: newWalletModel(userID, cfg.HoldLimit, cfg.Retention)}
 		w.j = NewJournaled(JournaledOptions{
-			ID:            walletJournalPrefix + identity,
-			Journal:       cfg.Journal,
-			Model:         w.model,
-			SnapshotEvery: cfg.SnapshotEvery,
-			IdleTTL:       cfg.IdleTTL,
-			Admission:     cfg.Admission,
-			Logger:        cfg.Logger, // Journaled names the actor in each line
+			ID:                walletJournalPrefix + identity,
+			Journal:           cfg.Journal,
+			Model:             w.model,
+			SnapshotEvery:     cfg.SnapshotEvery,
+			IdleTTL:           cfg.IdleTTL,
+			Admission:         cfg.Admission,
+			SnapshotAdmission: cfg.SnapshotAdmission,
+			Logger:            cfg.Logger, // Journaled names the actor in each line
 		})
 		return w
 	}

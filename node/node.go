@@ -142,6 +142,12 @@ type Node struct {
 // with nothing overloaded.
 const writeAdmission = persistence.DefaultMinQueueLen / 2
 
+// snapshotWriters is both the journal's concurrent snapshot saves and the
+// actors' snapshots in the making (captured, encoded or being saved) at
+// once: with the two equal, no actor captures a snapshot the journal then
+// refuses busy.
+const snapshotWriters = persistence.DefaultSnapshotWriters
+
 // Start connects to PostgreSQL, applies the migrations, starts the actors and
 // builds the HTTP app. It returns once the queue manager has recovered.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
@@ -170,6 +176,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		WriterID:           cfg.NodeID,
 		Writers:            cfg.JournalWriters,
 		PruneAfterSnapshot: cfg.JournalPrune,
+		SnapshotWriters:    snapshotWriters,
 		Registerer:         n.registry,
 	})
 	n.catalog = persistence.NewCatalog(pool)
@@ -191,23 +198,26 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.feed = n.newFeed(late)
 	now := time.Now
 	admission := actors.NewAdmission(writeAdmission)
+	// As many snapshots in the making as the journal has writers for, so
+	// none is captured only to be refused busy.
+	snapshots := actors.NewAdmission(snapshotWriters)
 	kinds := map[string]cluster.Producer{
 		"seat": actors.NewSeatProducer(actors.SeatConfig{
 			Journal: journal, Catalog: catalog, Router: late,
 			HoldTTL: cfg.HoldTTL, HoldLimit: cfg.HoldLimit,
 			SnapshotEvery: cfg.SnapshotEvery, IdleTTL: cfg.ActorIdleTTL,
-			Admission: admission, Now: now, Logger: cfg.Logger,
+			Admission: admission, SnapshotAdmission: snapshots, Now: now, Logger: cfg.Logger,
 		}),
 		"wallet": actors.NewWalletProducer(actors.WalletConfig{
 			Journal: journal, HoldLimit: cfg.HoldLimit,
 			SnapshotEvery: cfg.SnapshotEvery, IdleTTL: cfg.ActorIdleTTL,
 			Retention: cfg.IdempotencyRetention,
-			Admission: admission, Now: now, Logger: cfg.Logger,
+			Admission: admission, SnapshotAdmission: snapshots, Now: now, Logger: cfg.Logger,
 		}),
 		"queue": actors.NewQueueProducer(actors.QueueConfig{
 			Journal: journal, Tokens: n.tokens, ActiveTokens: cfg.ActiveTokens,
 			TokenIdleTTL: cfg.TokenIdleTTL, WaitIdleTTL: cfg.WaitIdleTTL,
-			SnapshotEvery: cfg.SnapshotEvery, Now: now, Logger: cfg.Logger,
+			SnapshotEvery: cfg.SnapshotEvery, SnapshotAdmission: snapshots, Now: now, Logger: cfg.Logger,
 			Feed: n.feed,
 		}),
 	}
