@@ -19,6 +19,8 @@ func NewAdmission(n int) *Admission {
 // InUse is the number of slots taken.
 func (a *Admission) InUse() int { return len(a.slots) }
 
+func (a *Admission) full() bool { return len(a.slots) == cap(a.slots) }
+
 func (a *Admission) tryAcquire() bool {
 	select {
 	case a.slots <- struct{}{}:

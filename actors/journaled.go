@@ -352,24 +352,33 @@ func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
 	if len(events) == 0 {
 		return nil
 	}
+	// The refusals first: encoding is O(events), and a caller refused for
+	// a backlog or a full admission may well try again at its next message.
+	if j.retrying || len(j.unsent)+len(events) > maxUnsent {
+		j.refused(RefusedBacklog)
+		return overloaded(j.opt.ID)
+	}
+	admitted := false
+	if !j.inFlight && !j.permit && j.opt.Admission != nil {
+		if !j.opt.Admission.tryAcquire() {
+			j.refused(RefusedAdmission)
+			return overloaded(j.opt.ID)
+		}
+		admitted = true
+	}
 	rows := make([]persistence.Event, len(events))
 	for i, e := range events {
 		typ, payload, err := encode(e)
 		if err != nil {
+			if admitted {
+				j.opt.Admission.release()
+			}
 			j.opt.Logger.Warn("event cannot be stored", "actor", j.opt.ID, "err", err)
 			return messages.Reject(messages.CodeInvalidRequest, "the request holds text that cannot be stored")
 		}
 		rows[i] = persistence.Event{Seq: j.applied + int64(i) + 1, Type: typ, Payload: payload}
 	}
-	if j.retrying || len(j.unsent)+len(rows) > maxUnsent {
-		j.refused(RefusedBacklog)
-		return overloaded(j.opt.ID)
-	}
-	if !j.inFlight && !j.permit && j.opt.Admission != nil && !j.opt.Admission.tryAcquire() {
-		j.refused(RefusedAdmission)
-		return overloaded(j.opt.ID)
-	}
-	if !j.inFlight && j.opt.Admission != nil {
+	if admitted {
 		j.permit = true
 	}
 	for _, e := range events {
@@ -382,6 +391,14 @@ func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
 	j.unsent = append(j.unsent, rows...)
 	j.flush()
 	return nil
+}
+
+// Refusing reports whether a Persist now would be refused for load (a
+// refused write awaits its retry, or the node's write admission is full),
+// so an actor can skip building events that would only be thrown away.
+// A hint: another actor may free an admission slot a moment later.
+func (j *Journaled) Refusing() bool {
+	return j.retrying || (!j.inFlight && !j.permit && j.opt.Admission != nil && j.opt.Admission.full())
 }
 
 // Refuse answers the current message's sender at once with a rejection
@@ -603,11 +620,20 @@ func (j *Journaled) maybeSnapshot() {
 	if slots != nil && !slots.tryAcquire() {
 		return
 	}
+	saving := false
+	defer func() {
+		// A capture that panicked (Guard replaces the actor) gives its
+		// slot back: two such panics would stop every snapshot of the node.
+		if slots != nil && !saving {
+			slots.release()
+		}
+	}()
 	state := j.opt.Model.Snapshot()
 	var closed []ArchivedRecord
 	if a, ok := j.opt.Model.(Archiving); ok {
 		closed = a.Closed()
 	}
+	saving = true
 	seq, since := j.durable, j.sinceSnapshot
 	j.sinceSnapshot = 0
 	j.snapshotting = true

@@ -3,12 +3,15 @@ package actors
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/concert/ticketing/actors/actortest"
@@ -197,4 +200,66 @@ type loadCountingJournal struct {
 func (l *loadCountingJournal) Recover(ctx context.Context, id string, restore func(persistence.Snapshot) error, apply func(persistence.Event) error) error {
 	l.loads.Add(1)
 	return l.MemJournal.Recover(ctx, id, restore, apply)
+}
+
+// warnCounter counts the log records with one message.
+type warnCounter struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h warnCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h warnCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h warnCounter) WithGroup(string) slog.Handler      { return h }
+
+// TestSeatLeavesRefusedExpiriesToItsTimer: while the node's write admission
+// is full, a seat actor's commands do not collect, encode and have refused
+// its due holds' expiries one more time each (O(due holds) and a warning
+// per message); the expiry timer writes them once the admission frees up.
+func TestSeatLeavesRefusedExpiriesToItsTimer(t *testing.T) {
+	var warns atomic.Int64
+	adm := NewAdmission(1)
+	const ttl = 300 * time.Millisecond
+	h := newSeatHarness(t, SeatConfig{HoldTTL: ttl, Admission: adm,
+		Logger: slog.New(warnCounter{msg: "hold expiries not stored yet", n: &warns})})
+	h.start()
+	const holds = 50
+	for i := 1; i <= holds; i++ {
+		if _, err := h.hold(int64(i), i); err != nil {
+			t.Fatalf("hold %d: %v", i, err)
+		}
+	}
+	// Other actors fill the node's write admission, and the holds come due.
+	require.Eventually(t, adm.tryAcquire, 5*time.Second, time.Millisecond)
+	time.Sleep(ttl)
+	const reads = 200
+	start := time.Now()
+	for range reads {
+		if _, err := h.request("seat", stOption, &messages.GetAvailability{}); err != nil {
+			t.Fatalf("availability: %v", err)
+		}
+	}
+	// Only the expiry timer's own tries are refused (one every
+	// seatRetryMin), not one per read.
+	timerTries := int64((ttl+time.Since(start))/seatRetryMin) + 2
+	require.LessOrEqual(t, warns.Load(), timerTries, "due expiries were collected and refused at reads")
+
+	adm.release()
+	expired := func() int {
+		n := 0
+		for _, e := range journaledEvents(t, h.seatJ, seatJournalPrefix+strconv.FormatInt(stOption, 10)) {
+			if _, ok := e.(*messages.HoldExpired); ok {
+				n++
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return expired() == holds }, 10*time.Second, 10*time.Millisecond,
+		"the expiry timer did not write the expiries once the admission freed up")
 }

@@ -286,7 +286,12 @@ func (a *seatActor) ready(ctx actor.Context, now time.Time) bool {
 		a.j.Reply(ctx, messages.Reject(messages.CodeStoreUnavailable, "%v", err))
 		return false
 	}
-	a.expire(dueExpiries(a.state, now))
+	// Expiries the journal would refuse now are left to the expiry timer,
+	// which retries: collected and refused at every command, they cost
+	// O(due holds) and a warning per message while the node is overloaded.
+	if !a.j.Refusing() {
+		a.expire(dueExpiries(a.state, now))
+	}
 	return true
 }
 
