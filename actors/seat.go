@@ -33,7 +33,10 @@ const (
 	seatDefaultHoldTTL      = 5 * time.Minute
 	seatDefaultDebitTimeout = 5 * time.Second
 	seatCatalogTimeout      = 5 * time.Second
-	seatJournalPrefix       = "seat/"
+	// seatCatalogRetryMax is the longest a seat actor refuses commands
+	// without asking the catalog again after a failed load.
+	seatCatalogRetryMax = time.Second
+	seatJournalPrefix   = "seat/"
 	// seatRetryMin and seatRetryMax bound the backoff between debits whose
 	// outcome is unknown.
 	seatRetryMin = 100 * time.Millisecond
@@ -145,7 +148,8 @@ type seatActor struct {
 	j         *Journaled
 	state     *seatState
 	cat       *seatCatalog // nil until loaded
-	log       *slog.Logger
+	catalogRetry
+	log *slog.Logger
 
 	root *actor.RootContext
 	self *actor.PID // set when a message is deferred (confirming)
@@ -252,7 +256,18 @@ func (a *seatActor) canPassivate() bool {
 	return len(a.state.live) == 0 && len(a.payments) == 0 && len(a.slots) == 0 && len(a.releases) == 0
 }
 
-// ensureCatalog loads the option and its seats once per incarnation.
+// catalogRetry is a seat actor's memory of a failed catalog load: until
+// at, commands are refused with err at once rather than each waiting up to
+// seatCatalogTimeout for a store that just failed (with the actor's other
+// messages queued behind it).
+type catalogRetry struct {
+	err     error
+	at      time.Time
+	backoff time.Duration
+}
+
+// ensureCatalog loads the option and its seats once per incarnation; after
+// a failure, not again before the backoff (100 ms, doubling to 1 s) ends.
 func (a *seatActor) ensureCatalog() error {
 	if a.cat != nil {
 		return nil
@@ -261,6 +276,24 @@ func (a *seatActor) ensureCatalog() error {
 		a.cat = &seatCatalog{}
 		return nil
 	}
+	now := a.cfg.Now()
+	if r := &a.catalogRetry; r.err != nil && now.Before(r.at) {
+		return r.err
+	}
+	err := a.loadCatalog()
+	if err != nil {
+		r := &a.catalogRetry
+		r.backoff = min(max(2*r.backoff, seatRetryMin), seatCatalogRetryMax)
+		r.err, r.at = err, now.Add(r.backoff)
+		return err
+	}
+	a.catalogRetry = catalogRetry{}
+	return nil
+}
+
+// loadCatalog reads the option and its seats (an option the catalog does
+// not know has none).
+func (a *seatActor) loadCatalog() error {
 	ctx, cancel := context.WithTimeout(context.Background(), seatCatalogTimeout)
 	defer cancel()
 	opt, err := a.cfg.Catalog.Option(ctx, a.optionID)

@@ -35,6 +35,7 @@ type seatTestCatalog struct {
 	options map[int64]persistence.ConcertOption
 	seats   map[int64][]persistence.Seat
 	err     error
+	loads   int // Option calls
 }
 
 func newSeatTestCatalog() *seatTestCatalog {
@@ -56,6 +57,7 @@ func (c *seatTestCatalog) add(optionID, concertID int64, n int) {
 func (c *seatTestCatalog) Option(_ context.Context, id int64) (persistence.ConcertOption, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.loads++
 	if c.err != nil {
 		return persistence.ConcertOption{}, c.err
 	}
@@ -64,6 +66,15 @@ func (c *seatTestCatalog) Option(_ context.Context, id int64) (persistence.Conce
 		return o, fmt.Errorf("option %d: %w", id, persistence.ErrNotFound)
 	}
 	return o, nil
+}
+
+// fail makes the catalog's reads fail with err (nil: succeed again), and
+// returns the number of option loads so far.
+func (c *seatTestCatalog) fail(err error) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.err = err
+	return c.loads
 }
 
 func (c *seatTestCatalog) Seats(_ context.Context, id int64) ([]persistence.Seat, error) {

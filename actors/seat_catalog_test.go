@@ -1,0 +1,35 @@
+package actors
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/concert/ticketing/messages"
+	"github.com/concert/ticketing/persistence"
+)
+
+// TestSeatCatalogFailureBacksOff: while the catalog cannot be read, a seat
+// actor refuses its commands STORE_UNAVAILABLE without asking the catalog
+// again for each one (each ask may wait seatCatalogTimeout, with the actor's
+// other messages queued behind it), and serves again once it is back.
+func TestSeatCatalogFailureBacksOff(t *testing.T) {
+	h := newSeatHarness(t, SeatConfig{})
+	before := h.catalog.fail(errors.Join(persistence.ErrUnavailable, errors.New("catalog down")))
+	h.start()
+	const reads = 200
+	start := time.Now()
+	for range reads {
+		_, err := h.request("seat", stOption, &messages.GetAvailability{})
+		require.Equal(t, messages.CodeStoreUnavailable, seatCode(err), "read while the catalog is down: %v", err)
+	}
+	// One load at the start, then at most one per backoff (100 ms and up).
+	loads := h.catalog.fail(nil) - before
+	require.LessOrEqual(t, loads, int(time.Since(start)/seatRetryMin)+2, "the catalog was asked for every command")
+	require.Eventually(t, func() bool {
+		res, err := h.request("seat", stOption, &messages.GetAvailability{})
+		return err == nil && len(res.(*messages.SeatAvailability).GetFreeSeatIds()) == 50
+	}, 5*time.Second, 10*time.Millisecond, "the seat actor did not serve again once the catalog was back")
+}
