@@ -27,6 +27,9 @@ const (
 	feedUnknownMax       = 100_000
 	feedSnapshotChunk    = 5000
 	feedSubscriberTTL    = 10 * time.Second
+	// feedSnapshotGrace is how long the queue manager waits for a node to
+	// apply the snapshot it was sent before it sends another unasked.
+	feedSnapshotGrace = 10 * time.Second
 )
 
 // TokenFeed keeps this node's TokenTable in step with the queue manager,
@@ -266,6 +269,10 @@ func (f *TokenFeed) lookup(token string) (TokenCheck, bool) {
 // loop subscribes and reports uses until Stop.
 func (f *TokenFeed) loop() {
 	defer close(f.done)
+	// The first subscription asks for its snapshot outright: a restarted
+	// node's feed may have the address and id the manager remembers from
+	// before, with a snapshot sent moments ago (feedSnapshotGrace).
+	f.resync.Store(true)
 	report := time.NewTicker(f.cfg.ReportEvery)
 	defer report.Stop()
 	var lastSub, lastFull time.Time

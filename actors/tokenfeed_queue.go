@@ -25,6 +25,9 @@ type feedState struct {
 type feedSub struct {
 	pid  *actor.PID
 	seen time.Time
+	// snapshotAt is when this incarnation last sent the node a snapshot
+	// unasked (the node reported an older epoch); zero for never.
+	snapshotAt time.Time
 }
 
 // feedStarted runs once the incarnation has published its recovered state.
@@ -81,17 +84,28 @@ func (q *queueActor) receiveFeed(ctx actor.Context, msg any) bool {
 			ctx.Respond(&clusterpb.FeedSubscribed{})
 			return true
 		}
-		pid := actor.NewPID(m.GetAddress(), m.GetId())
 		self := ctx.Self().GetAddress()
 		// This node's own feed stands aside (the table is the manager's).
 		own := m.GetAddress() == self && m.GetId() == q.cfg.Feed.pid.GetId()
-		if !own {
-			q.feed.subs[m.GetAddress()+"/"+m.GetId()] = &feedSub{pid: pid, seen: time.Now()}
-		}
 		snapshot := !own && (m.GetResync() || m.GetEpoch() != q.feed.epoch)
 		ctx.Respond(&clusterpb.FeedSubscribed{Epoch: q.feed.epoch, Seq: q.feed.seq, Owner: self, Snapshot: snapshot})
-		if snapshot {
-			q.sendSnapshot(pid)
+		if own {
+			return true
+		}
+		key, now := m.GetAddress()+"/"+m.GetId(), time.Now()
+		s := q.feed.subs[key]
+		if s == nil {
+			s = &feedSub{pid: actor.NewPID(m.GetAddress(), m.GetId())}
+			q.feed.subs[key] = s
+		}
+		s.seen = now
+		// A node still applying the snapshot it was sent (a million tokens
+		// take longer than the second between its subscriptions) reports
+		// the older epoch again: it is not sent another, O(tokens) on both
+		// sides, unless it asks (Resync) or the grace has passed (lost).
+		if snapshot && (m.GetResync() || s.snapshotAt.IsZero() || now.Sub(s.snapshotAt) > feedSnapshotGrace) {
+			s.snapshotAt = now
+			q.sendSnapshot(s.pid)
 		}
 	case *clusterpb.FeedLookup:
 		var entry clusterpb.FeedEntry

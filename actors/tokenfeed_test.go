@@ -263,3 +263,49 @@ func TestTokenFeedRekeyFollowsTheToken(t *testing.T) {
 		t.Fatal("an unknown id was found")
 	}
 }
+
+// snapshotProbe counts the token feed snapshots sent to it.
+type snapshotProbe struct{ started atomic.Int64 }
+
+func (p *snapshotProbe) Receive(ctx actor.Context) {
+	if s, ok := ctx.Message().(*clusterpb.FeedSnapshot); ok && s.GetFirst() {
+		p.started.Add(1)
+	}
+}
+
+// TestTokenFeedSendsOneSnapshotWhileItIsApplied: a node that keeps
+// subscribing with the older epoch while it applies the snapshot it was
+// sent (a million tokens take longer than the second between
+// subscriptions) is not sent another full one each time — O(tokens) on both
+// sides — unless it asks for one (Resync).
+func TestTokenFeedSendsOneSnapshotWhileItIsApplied(t *testing.T) {
+	r := newFeedRig(t, false)
+	for u := int64(1); u <= 5; u++ {
+		r.issue(t, u)
+	}
+	probe := &snapshotProbe{}
+	pid := r.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return probe }))
+	defer r.system.Root.Stop(pid)
+	subscribe := func(resync bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := r.local.Request(ctx, "queue", "main", &clusterpb.FeedSubscribe{
+			Address: r.system.Address(), Id: pid.GetId(), Epoch: 0, Resync: resync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.(*clusterpb.FeedSubscribed).GetSnapshot() {
+			t.Fatal("a node of another epoch was not told a snapshot is its way")
+		}
+	}
+	for range 10 {
+		subscribe(false)
+	}
+	actortest.Eventually(t, 5*time.Second, func() bool { return probe.started.Load() >= 1 }, "the first snapshot")
+	subscribe(true)
+	actortest.Eventually(t, 5*time.Second, func() bool { return probe.started.Load() >= 2 }, "the snapshot asked for")
+	if n := probe.started.Load(); n != 2 {
+		t.Fatalf("%d snapshots sent for 10 subscriptions of one epoch and one resync; want 2", n)
+	}
+}
