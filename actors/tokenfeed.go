@@ -30,6 +30,8 @@ const (
 	// feedSnapshotGrace is how long the queue manager waits for a node to
 	// apply the snapshot it was sent before it sends another unasked.
 	feedSnapshotGrace = 10 * time.Second
+	// feedReportBackoffMax is the longest wait between failed use reports.
+	feedReportBackoffMax = 5 * time.Second
 )
 
 // TokenFeed keeps this node's TokenTable in step with the queue manager,
@@ -275,7 +277,8 @@ func (f *TokenFeed) loop() {
 	f.resync.Store(true)
 	report := time.NewTicker(f.cfg.ReportEvery)
 	defer report.Stop()
-	var lastSub, lastFull time.Time
+	var lastSub, lastFull, reportAt time.Time
+	var reportBackoff time.Duration
 	var pending []touchReport
 	for {
 		select {
@@ -287,8 +290,19 @@ func (f *TokenFeed) loop() {
 		if f.local.Load() != 0 {
 			continue // the queue manager runs here and reads this table itself
 		}
-		pending = f.reportTouches(pending)
 		now := time.Now()
+		// After a failed report the uses wait a backoff (ReportEvery,
+		// doubling to feedReportBackoffMax), not rebuilt into a message of
+		// every unreported use each tick while the manager is unreachable.
+		if !now.Before(reportAt) {
+			var ok bool
+			if pending, ok = f.reportTouches(pending); ok {
+				reportBackoff = 0
+			} else {
+				reportBackoff = min(max(2*reportBackoff, f.cfg.ReportEvery), feedReportBackoffMax)
+				reportAt = now.Add(reportBackoff)
+			}
+		}
 		if now.Sub(lastFull) >= f.cfg.ResyncEvery && !lastFull.IsZero() {
 			f.resync.Store(true)
 		}
@@ -307,13 +321,14 @@ type touchReport struct {
 }
 
 // reportTouches sends the uses since the last report (and those a failed
-// report kept) to the queue manager; it returns what is still unreported.
-func (f *TokenFeed) reportTouches(pending []touchReport) []touchReport {
+// report kept) to the queue manager; it returns what is still unreported,
+// and false if the report failed.
+func (f *TokenFeed) reportTouches(pending []touchReport) ([]touchReport, bool) {
 	f.table.drainTouched(func(e *tokenEntry) {
 		pending = append(pending, touchReport{id: e.tokenID, atMs: e.last.Load() / int64(time.Millisecond)})
 	})
 	if len(pending) == 0 {
-		return nil
+		return nil, true
 	}
 	msg := &clusterpb.FeedTouches{TokenIds: make([]int64, len(pending)), AtMs: make([]int64, len(pending))}
 	for i, p := range pending {
@@ -326,9 +341,9 @@ func (f *TokenFeed) reportTouches(pending []touchReport) []touchReport {
 		if len(pending) > 1_000_000 {
 			pending = pending[len(pending)/2:] // the manager is gone for long: keep the newest
 		}
-		return pending
+		return pending, false
 	}
-	return nil
+	return nil, true
 }
 
 // subscribe (re)registers this node's feed with the queue manager.

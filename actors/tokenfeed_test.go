@@ -27,15 +27,24 @@ type feedRig struct {
 	router *countingRouter
 }
 
-// countingRouter counts the requests of each message type.
+// countingRouter counts the requests of each message type, and fails the
+// use reports while failTouches is set.
 type countingRouter struct {
 	cluster.Router
-	lookups atomic.Int64
+	lookups     atomic.Int64
+	touches     atomic.Int64
+	failTouches atomic.Bool
 }
 
 func (r *countingRouter) Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error) {
-	if _, ok := msg.(*clusterpb.FeedLookup); ok {
+	switch msg.(type) {
+	case *clusterpb.FeedLookup:
 		r.lookups.Add(1)
+	case *clusterpb.FeedTouches:
+		r.touches.Add(1)
+		if r.failTouches.Load() {
+			return nil, fmt.Errorf("the queue manager is unreachable")
+		}
 	}
 	return r.Router.Request(ctx, kind, identity, msg)
 }
@@ -308,4 +317,31 @@ func TestTokenFeedSendsOneSnapshotWhileItIsApplied(t *testing.T) {
 	if n := probe.started.Load(); n != 2 {
 		t.Fatalf("%d snapshots sent for 10 subscriptions of one epoch and one resync; want 2", n)
 	}
+}
+
+// TestTokenFeedBacksOffFailedReports: while the queue manager cannot be
+// reached, a node does not rebuild and send a report of every unreported
+// use at each tick; it backs off, and reports them once it can.
+func TestTokenFeedBacksOffFailedReports(t *testing.T) {
+	r := newFeedRig(t, true) // reports every 10 ms
+	tok := r.issue(t, 1)
+	actortest.Eventually(t, 5*time.Second, r.sameView, "the token on the other node")
+	r.router.failTouches.Store(true)
+	before, start := r.router.touches.Load(), time.Now()
+	for time.Since(start) < time.Second {
+		r.remote.Check(tok.GetToken(), time.Now()) // a use to report
+		time.Sleep(5 * time.Millisecond)
+	}
+	// 10, 20, 40 … ms apart: about log2(elapsed/10 ms) tries, not one per tick.
+	tries, ticks := r.router.touches.Load()-before, time.Since(start)/(10*time.Millisecond)
+	if limit := int64(12 + time.Since(start)/feedReportBackoffMax); tries > limit {
+		t.Fatalf("%d failed reports in %d ticks; want at most %d (a backoff)", tries, ticks, limit)
+	}
+	entry := r.owner.entry(digestOf(tok.GetToken()))
+	used := time.Now().Add(time.Second)
+	r.remote.Check(tok.GetToken(), used)
+	r.router.failTouches.Store(false)
+	actortest.Eventually(t, 10*time.Second, func() bool {
+		return entry.last.Load() >= used.UnixMilli()*int64(time.Millisecond)
+	}, "the uses reported once the manager is back")
 }
