@@ -215,7 +215,7 @@ func (a *seatActor) Receive(ctx actor.Context) {
 // and re-drives every payment that was in flight.
 func (a *seatActor) started() {
 	if err := a.ensureCatalog(); err != nil {
-		a.log.Warn("catalog not loaded; retrying on the next command", "err", err)
+		a.log.Warn("catalog not loaded; retrying at a command after a backoff", "err", err)
 	}
 	a.expire(dueExpiries(a.state, a.cfg.Now()))
 	a.arm()
@@ -267,7 +267,10 @@ type catalogRetry struct {
 }
 
 // ensureCatalog loads the option and its seats once per incarnation; after
-// a failure, not again before the backoff (100 ms, doubling to 1 s) ends.
+// a failure, not again before the backoff ends: 100 ms doubling to 1 s, and
+// never shorter than the failed load took, so a catalog that stalls (up to
+// seatCatalogTimeout) holds the actor at most half the time. The backoff is
+// wall-clock time (the store's), not the domain clock cfg.Now.
 func (a *seatActor) ensureCatalog() error {
 	if a.cat != nil {
 		return nil
@@ -276,15 +279,17 @@ func (a *seatActor) ensureCatalog() error {
 		a.cat = &seatCatalog{}
 		return nil
 	}
-	now := a.cfg.Now()
-	if r := &a.catalogRetry; r.err != nil && now.Before(r.at) {
+	start := time.Now()
+	if r := &a.catalogRetry; r.err != nil && start.Before(r.at) {
 		return r.err
 	}
 	err := a.loadCatalog()
 	if err != nil {
-		r := &a.catalogRetry
+		r, end := &a.catalogRetry, time.Now()
 		r.backoff = min(max(2*r.backoff, seatRetryMin), seatCatalogRetryMax)
-		r.err, r.at = err, now.Add(r.backoff)
+		// From the failure, not the ask: a load that failed after its
+		// 5 s timeout had used up a 1 s backoff before it ended.
+		r.err, r.at = err, end.Add(max(r.backoff, end.Sub(start)))
 		return err
 	}
 	a.catalogRetry = catalogRetry{}

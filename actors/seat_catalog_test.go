@@ -33,3 +33,23 @@ func TestSeatCatalogFailureBacksOff(t *testing.T) {
 		return err == nil && len(res.(*messages.SeatAvailability).GetFreeSeatIds()) == 50
 	}, 5*time.Second, 10*time.Millisecond, "the seat actor did not serve again once the catalog was back")
 }
+
+// TestSeatCatalogStallBacksOff: a catalog that fails only after a stall
+// longer than the longest backoff (a load waits up to seatCatalogTimeout)
+// is not asked again by the commands queued behind the stall; the backoff
+// runs from the failure and is at least as long as the stall.
+func TestSeatCatalogStallBacksOff(t *testing.T) {
+	h := newSeatHarness(t, SeatConfig{})
+	h.catalog.mu.Lock()
+	h.catalog.stall = seatCatalogRetryMax + 200*time.Millisecond
+	h.catalog.mu.Unlock()
+	before := h.catalog.fail(errors.Join(persistence.ErrUnavailable, errors.New("catalog stalled")))
+	h.start()
+	const reads = 5
+	for range reads {
+		_, err := h.request("seat", stOption, &messages.GetAvailability{})
+		require.Equal(t, messages.CodeStoreUnavailable, seatCode(err), "read while the catalog stalls: %v", err)
+	}
+	loads := h.catalog.fail(nil) - before
+	require.Equal(t, 1, loads, "each read behind the stall asked the catalog again")
+}

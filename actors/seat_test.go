@@ -35,7 +35,8 @@ type seatTestCatalog struct {
 	options map[int64]persistence.ConcertOption
 	seats   map[int64][]persistence.Seat
 	err     error
-	loads   int // Option calls
+	loads   int           // Option calls
+	stall   time.Duration // how long a failing Option call takes
 }
 
 func newSeatTestCatalog() *seatTestCatalog {
@@ -59,6 +60,7 @@ func (c *seatTestCatalog) Option(_ context.Context, id int64) (persistence.Conce
 	defer c.mu.Unlock()
 	c.loads++
 	if c.err != nil {
+		time.Sleep(c.stall)
 		return persistence.ConcertOption{}, c.err
 	}
 	o, ok := c.options[id]

@@ -279,6 +279,7 @@ func (f *TokenFeed) loop() {
 	defer report.Stop()
 	var lastSub, lastFull, reportAt time.Time
 	var reportBackoff time.Duration
+	unreachable := false // the last subscription failed
 	var pending []touchReport
 	for {
 		select {
@@ -309,9 +310,17 @@ func (f *TokenFeed) loop() {
 		if f.resync.Load() || now.Sub(lastSub) >= f.cfg.SubscribeEvery {
 			lastSub = now
 			resync := f.resync.Swap(false)
-			if f.subscribe(resync) && (resync || lastFull.IsZero()) {
+			snapshot, ok := f.subscribe(resync)
+			if snapshot && (resync || lastFull.IsZero()) {
 				lastFull = now
 			}
+			if ok && unreachable {
+				// The manager answers again: the uses held back go at the
+				// next tick, not after the rest of a backoff of up to 5 s
+				// (late uses could let idle expiry take a token in use).
+				reportAt, reportBackoff = time.Time{}, 0
+			}
+			unreachable = !ok
 		}
 	}
 }
@@ -346,8 +355,9 @@ func (f *TokenFeed) reportTouches(pending []touchReport) ([]touchReport, bool) {
 	return nil, true
 }
 
-// subscribe (re)registers this node's feed with the queue manager.
-func (f *TokenFeed) subscribe(resync bool) bool {
+// subscribe (re)registers this node's feed with the queue manager; it
+// reports whether a snapshot is on its way, and whether the manager answered.
+func (f *TokenFeed) subscribe(resync bool) (snapshot, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), feedRequestTimeout)
 	defer cancel()
 	res, err := f.cfg.Router.Request(ctx, "queue", "main", &clusterpb.FeedSubscribe{
@@ -362,10 +372,10 @@ func (f *TokenFeed) subscribe(resync bool) bool {
 			f.resync.Store(true)
 		}
 		f.cfg.Logger.Debug("token feed subscription failed", "err", err)
-		return false
+		return false, false
 	}
 	f.cfg.System.Root.Send(f.pid, sub)
-	return sub.GetSnapshot()
+	return sub.GetSnapshot(), true
 }
 
 // feedActor applies the pushes to the table, one at a time.

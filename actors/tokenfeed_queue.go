@@ -26,7 +26,7 @@ type feedSub struct {
 	pid  *actor.PID
 	seen time.Time
 	// snapshotAt is when this incarnation last sent the node a snapshot
-	// unasked (the node reported an older epoch); zero for never.
+	// (asked for, or because it reported an older epoch); zero for never.
 	snapshotAt time.Time
 }
 

@@ -34,6 +34,7 @@ type countingRouter struct {
 	lookups     atomic.Int64
 	touches     atomic.Int64
 	failTouches atomic.Bool
+	unreachable atomic.Bool // subscriptions fail too
 }
 
 func (r *countingRouter) Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error) {
@@ -42,7 +43,11 @@ func (r *countingRouter) Request(ctx context.Context, kind, identity string, msg
 		r.lookups.Add(1)
 	case *clusterpb.FeedTouches:
 		r.touches.Add(1)
-		if r.failTouches.Load() {
+		if r.failTouches.Load() || r.unreachable.Load() {
+			return nil, fmt.Errorf("the queue manager is unreachable")
+		}
+	case *clusterpb.FeedSubscribe:
+		if r.unreachable.Load() {
 			return nil, fmt.Errorf("the queue manager is unreachable")
 		}
 	}
@@ -344,4 +349,33 @@ func TestTokenFeedBacksOffFailedReports(t *testing.T) {
 	actortest.Eventually(t, 10*time.Second, func() bool {
 		return entry.last.Load() >= used.UnixMilli()*int64(time.Millisecond)
 	}, "the uses reported once the manager is back")
+}
+
+// TestTokenFeedReportsAtOnceWhenTheManagerIsBack: once a node reaches the
+// queue manager again (a subscription succeeds), the uses it held back are
+// reported at the next tick, not after what is left of a backoff that grew
+// while the manager was unreachable.
+func TestTokenFeedReportsAtOnceWhenTheManagerIsBack(t *testing.T) {
+	r := newFeedRig(t, true) // reports every 10 ms, subscribes every 50 ms
+	tok := r.issue(t, 1)
+	actortest.Eventually(t, 5*time.Second, r.sameView, "the token on the other node")
+	r.router.unreachable.Store(true)
+	// Failed reports 10, 20 … 1,280 ms apart: the last at about 2.55 s, the
+	// next due about 2.56 s after it.
+	start := time.Now()
+	for time.Since(start) < 2600*time.Millisecond {
+		r.remote.Check(tok.GetToken(), time.Now())
+		time.Sleep(5 * time.Millisecond)
+	}
+	entry := r.owner.entry(digestOf(tok.GetToken()))
+	used := time.Now().Add(time.Second)
+	r.remote.Check(tok.GetToken(), used)
+	r.router.unreachable.Store(false)
+	back := time.Now()
+	actortest.Eventually(t, 10*time.Second, func() bool {
+		return entry.last.Load() >= used.UnixMilli()*int64(time.Millisecond)
+	}, "the uses reported once the manager is back")
+	if d := time.Since(back); d > 1500*time.Millisecond {
+		t.Fatalf("uses reported %s after the manager was back; want the next tick after a subscription", d)
+	}
 }
