@@ -267,10 +267,10 @@ type catalogRetry struct {
 }
 
 // ensureCatalog loads the option and its seats once per incarnation; after
-// a failure, not again before the backoff ends: 100 ms doubling to 1 s, and
-// never shorter than the failed load took, so a catalog that stalls (up to
-// seatCatalogTimeout) holds the actor at most half the time. The backoff is
-// wall-clock time (the store's), not the domain clock cfg.Now.
+// a failure, not again before the backoff ends: 100 ms doubling to 1 s,
+// counted from the failure on the wall clock (the store's time, not the
+// domain clock cfg.Now). Capped at 1 s so that a seat actor serves again
+// within a second of the store's return.
 func (a *seatActor) ensureCatalog() error {
 	if a.cat != nil {
 		return nil
@@ -289,7 +289,7 @@ func (a *seatActor) ensureCatalog() error {
 		r.backoff = min(max(2*r.backoff, seatRetryMin), seatCatalogRetryMax)
 		// From the failure, not the ask: a load that failed after its
 		// 5 s timeout had used up a 1 s backoff before it ended.
-		r.err, r.at = err, end.Add(max(r.backoff, end.Sub(start)))
+		r.err, r.at = err, end.Add(r.backoff)
 		return err
 	}
 	a.catalogRetry = catalogRetry{}

@@ -36,8 +36,8 @@ func TestSeatCatalogFailureBacksOff(t *testing.T) {
 
 // TestSeatCatalogStallBacksOff: a catalog that fails only after a stall
 // longer than the longest backoff (a load waits up to seatCatalogTimeout)
-// is not asked again by the commands queued behind the stall; the backoff
-// runs from the failure and is at least as long as the stall.
+// is not asked again by the commands queued behind the stall: the backoff
+// runs from the failure, not from the ask.
 func TestSeatCatalogStallBacksOff(t *testing.T) {
 	h := newSeatHarness(t, SeatConfig{})
 	h.catalog.mu.Lock()
