@@ -148,8 +148,9 @@ type seatActor struct {
 	j         *Journaled
 	state     *seatState
 	cat       *seatCatalog // nil until loaded
-	catalogRetry
-	log *slog.Logger
+	// catalogRetry is the last failed catalog load, while cat is nil.
+	catalogRetry catalogRetry
+	log          *slog.Logger
 
 	root *actor.RootContext
 	self *actor.PID // set when a message is deferred (confirming)
