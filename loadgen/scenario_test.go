@@ -140,7 +140,12 @@ func TestWalletStormCatchesIgnoredIdempotencyKeys(t *testing.T) {
 	var r *Result
 	for run := 1; ; run++ {
 		var err error
-		r, err = RunWalletStorm(context.Background(), testClient(t, url, 64), WalletStormConfig{Wallets: 2, Workers: 4,
+		// One worker: with several, a payment of the same wallet between a
+		// charge and its replay can bring the balance back to the first
+		// answer (a charge of the price, 1,000), and a replay charged again
+		// then looks honoured, which failed the balance check 1 CI run in
+		// some dozens.
+		r, err = RunWalletStorm(context.Background(), testClient(t, url, 64), WalletStormConfig{Wallets: 2, Workers: 1,
 			Duration: 200 * time.Millisecond, Seats: 100, ReplayShare: 1})
 		if err != nil {
 			t.Fatal(err)

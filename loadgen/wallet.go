@@ -174,6 +174,11 @@ func RunWalletStorm(ctx context.Context, c *Client, cfg WalletStormConfig) (*Res
 						s.Charged += amount
 						s.MinSeen = min(s.MinSeen, again)
 					}
+					if rerr != nil || rstatus >= 500 {
+						// Unanswered (the run's end cut it, say): a server
+						// that ignores the key may have charged again.
+						s.Unresolved += amount
+					}
 					s.mu.Unlock()
 					if rerr != nil || rstatus != 200 {
 						m.failAt("replay", rstatus, rcode, rerr)
