@@ -143,8 +143,8 @@ func TestWalletStormCatchesIgnoredIdempotencyKeys(t *testing.T) {
 		// One worker: with several, a payment of the same wallet between a
 		// charge and its replay can bring the balance back to the first
 		// answer (a charge of the price, 1,000), and a replay charged again
-		// then looks honoured, which failed the balance check 1 CI run in
-		// some dozens.
+		// then looks honoured: that failed the balance check in one CI run
+		// (2 December 2026).
 		r, err = RunWalletStorm(context.Background(), testClient(t, url, 64), WalletStormConfig{Wallets: 2, Workers: 1,
 			Duration: 200 * time.Millisecond, Seats: 100, ReplayShare: 1})
 		if err != nil {
