@@ -221,7 +221,8 @@ func (h warnCounter) WithGroup(string) slog.Handler      { return h }
 // TestSeatLeavesRefusedExpiriesToItsTimer: while the node's write admission
 // is full, a seat actor's commands do not collect, encode and have refused
 // its due holds' expiries one more time each (O(due holds) and a warning
-// per message); the expiry timer writes them once the admission frees up.
+// per message); a hold is refused for load rather than decided on holds
+// that ran out; the expiry timer writes them once the admission frees up.
 func TestSeatLeavesRefusedExpiriesToItsTimer(t *testing.T) {
 	var warns atomic.Int64
 	adm := NewAdmission(1)
@@ -249,6 +250,10 @@ func TestSeatLeavesRefusedExpiriesToItsTimer(t *testing.T) {
 	// seatRetryMin), not one per read.
 	timerTries := int64((ttl+time.Since(start))/seatRetryMin) + 2
 	require.LessOrEqual(t, warns.Load(), timerTries, "due expiries were collected and refused at reads")
+	// A hold of a seat whose hold ran out is refused for load, not told the
+	// seat is taken (nor its user the limit reached) by a hold that is over.
+	_, err := h.hold(holds+1, 1)
+	require.Equal(t, messages.CodeStoreUnavailable, seatCode(err), "a hold decided on an expired hold: %v", err)
 
 	adm.release()
 	expired := func() int {

@@ -349,6 +349,13 @@ func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
 	if !a.ready(ctx, now) {
 		return
 	}
+	if e, due := a.state.nextExpiry(); due && e.atMs <= now.UnixMilli() && a.j.Refusing() {
+		// Holds ran out that the journal cannot expire now (ready left them
+		// to the timer): decided on them, this hold could be refused a seat
+		// or the limit by a hold that is over. Refused for load instead.
+		a.j.Refuse(ctx, overloaded(a.journalID))
+		return
+	}
 	if a.behindPendingHold(ctx, c.GetSeatId()) {
 		return // decided once the seat's tentative hold is
 	}
