@@ -349,7 +349,7 @@ func (a *seatActor) hold(ctx actor.Context, c *messages.HoldSeat) {
 	if !a.ready(ctx, now) {
 		return
 	}
-	if e, due := a.state.nextExpiry(); due && e.atMs <= now.UnixMilli() && a.j.Refusing() {
+	if a.j.Refusing() && a.state.anyDue(now) {
 		// Holds ran out that the journal cannot expire now (ready left them
 		// to the timer): decided on them, this hold could be refused a seat
 		// or the limit by a hold that is over. Refused for load instead.
@@ -536,7 +536,7 @@ func (a *seatActor) onExpiryTimer() {
 	a.expiry = nil
 	due := dueExpiries(a.state, a.cfg.Now())
 	a.expire(due)
-	if len(due) > 0 && len(dueExpiries(a.state, a.cfg.Now())) > 0 {
+	if len(due) > 0 && a.state.anyDue(a.cfg.Now()) {
 		a.expiryAt = 0
 		a.expiry = a.j.After(seatRetryMin, a.onExpiryTimer)
 		return

@@ -358,6 +358,13 @@ func isDue(r *messages.Reservation, nowMs int64) bool {
 	return r.Status == messages.ReservationStatus_RESERVATION_HELD && !r.Paying && nowMs >= r.ExpiresAtMs
 }
 
+// anyDue reports whether a hold that is not being paid has run out at now
+// and is not expired yet: a peek at the deadline heap.
+func (s *seatState) anyDue(now time.Time) bool {
+	e, ok := s.nextExpiry()
+	return ok && e.atMs <= now.UnixMilli()
+}
+
 // dueExpiries returns a HoldExpired for every hold that ran out at now and
 // is not being paid, in deadline order. Every command calls it, so it costs
 // O(1) when nothing is due (a peek at the deadline heap) and O(k log n) for
