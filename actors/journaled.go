@@ -359,7 +359,7 @@ func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
 		return overloaded(j.opt.ID)
 	}
 	admitted := false
-	if !j.inFlight && !j.permit && j.opt.Admission != nil {
+	if j.needsPermit() {
 		if !j.opt.Admission.tryAcquire() {
 			j.refused(RefusedAdmission)
 			return overloaded(j.opt.ID)
@@ -398,7 +398,13 @@ func (j *Journaled) Persist(events ...proto.Message) *messages.Rejection {
 // so an actor can skip building events that would only be thrown away.
 // A hint: another actor may free an admission slot a moment later.
 func (j *Journaled) Refusing() bool {
-	return j.retrying || (!j.inFlight && !j.permit && j.opt.Admission != nil && j.opt.Admission.full())
+	return j.retrying || (j.needsPermit() && j.opt.Admission.full())
+}
+
+// needsPermit reports whether a write now must first take a slot of the
+// node's write admission (none held, none in flight).
+func (j *Journaled) needsPermit() bool {
+	return !j.inFlight && !j.permit && j.opt.Admission != nil
 }
 
 // Refuse answers the current message's sender at once with a rejection
