@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
@@ -24,6 +25,7 @@ type Local struct {
 	root     *actor.RootContext
 	inbox    *inbox // answers to Request
 	managers map[string]*actor.PID
+	routes   map[string]*routes // per kind: direct sends to live children
 }
 
 // LocalOption configures NewLocal.
@@ -46,7 +48,8 @@ func NewLocal(system *actor.ActorSystem, kinds map[string]Producer, opts ...Loca
 	for _, opt := range opts {
 		opt(&o)
 	}
-	l := &Local{root: system.Root, inbox: newInbox(system), managers: make(map[string]*actor.PID, len(kinds))}
+	l := &Local{root: system.Root, inbox: newInbox(system),
+		managers: make(map[string]*actor.PID, len(kinds)), routes: make(map[string]*routes, len(kinds))}
 	for kind, produce := range kinds {
 		depth := &mailboxDepth{}
 		if o.registerer != nil {
@@ -57,10 +60,11 @@ func NewLocal(system *actor.ActorSystem, kinds map[string]Producer, opts ...Loca
 			}, func() float64 { return float64(depth.n.Load()) }))
 		}
 		mailbox := actor.WithMailbox(actor.Unbounded(depth))
-		produce, kind := produce, kind
+		produce, kind, routes := produce, kind, newRoutes()
 		props := actor.PropsFromProducer(func() actor.Actor {
-			return &manager{produce: produce, kind: kind, place: o.placement, children: map[string]*child{}, mailbox: mailbox}
+			return &manager{produce: produce, kind: kind, place: o.placement, children: map[string]*child{}, mailbox: mailbox, routes: routes}
 		}, mailbox)
+		l.routes[kind] = routes
 		l.managers[kind] = system.Root.Spawn(props)
 	}
 	return l
@@ -83,14 +87,28 @@ func (l *Local) Request(ctx context.Context, kind, identity string, msg proto.Me
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("request %s/%s: %w", kind, identity, err)
 	}
-	res, err := l.inbox.request(ctx, l.root, pid, &deliver{identity: identity, msg: msg})
+	routes := l.routes[kind]
+	c := l.inbox.open()
+	if routes.send(l.root, identity, msg, c.PID) {
+		res, err := c.wait(ctx)
+		if !errors.Is(err, actor.ErrDeadLetter) {
+			return replyError(kind, identity, res, err)
+		}
+		// The child stopped without leaving (stopped from outside) before
+		// the manager saw it: the message was not delivered, so the
+		// manager may give it to a successor.
+		routes.count(identity)
+		c = l.inbox.open()
+	}
+	l.root.RequestWithCustomSender(pid, &deliver{identity: identity, msg: msg, counted: true}, c.PID)
+	res, err := c.wait(ctx)
 	return replyError(kind, identity, res, err)
 }
 
 // Send implements Router: fire and forget.
 func (l *Local) Send(kind, identity string, msg proto.Message) {
-	if pid, ok := l.managers[kind]; ok {
-		l.root.Send(pid, &deliver{identity: identity, msg: msg})
+	if pid, ok := l.managers[kind]; ok && !l.routes[kind].send(l.root, identity, msg, nil) {
+		l.root.Send(pid, &deliver{identity: identity, msg: msg, counted: true})
 	}
 }
 
@@ -101,10 +119,12 @@ func (l *Local) Stop() {
 	}
 }
 
-// deliver asks a manager to hand msg to the child named identity.
+// deliver asks a manager to hand msg to the child named identity. counted:
+// sent by Request or Send, which counted it in the kind's routes.
 type deliver struct {
 	identity string
 	msg      any
+	counted  bool
 }
 
 // managerExtensionID keys the context extension that tells a placed actor
@@ -194,6 +214,7 @@ type manager struct {
 	produce  Producer
 	kind     string
 	place    func(kind, identity string) Placement // nil unless WithPlacement
+	routes   *routes                               // where Request and Send find children in service
 	children map[string]*child
 	byPID    map[string]string   // pid id → identity
 	cooling  map[string]*cooling // identities whose recovery failed
@@ -209,6 +230,9 @@ func (m *manager) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *deliver:
 		m.deliver(ctx, msg.identity, msg.msg, ctx.Sender())
+		if msg.counted {
+			m.routes.handled(msg.identity, m.inService(msg.identity))
+		}
 	case *handBack:
 		// The child that got it is leaving (or gone by now, its Terminated
 		// overtaking this message): it goes to whoever serves the identity
@@ -222,6 +246,7 @@ func (m *manager) Receive(ctx actor.Context) {
 		if c := m.children[identity]; c != nil && !c.leaving {
 			c.leaving = true
 			c.recoveryFailed = msg.RecoveryFailed
+			m.routes.close(identity) // no direct message behind the grant
 			ctx.Send(c.pid, &LeaveGranted{})
 		}
 	case *Stay:
@@ -235,6 +260,7 @@ func (m *manager) Receive(ctx actor.Context) {
 				ctx.RequestWithCustomSender(c.pid, h.msg, h.sender)
 			}
 			c.held = nil
+			m.routes.open(identity, c.pid)
 		}
 	case *actor.Stopping:
 		// The children are not the manager's in Proto.Actor's sense: stop
@@ -250,6 +276,7 @@ func (m *manager) Receive(ctx actor.Context) {
 		delete(m.byPID, msg.Who.GetId())
 		c := m.children[identity]
 		delete(m.children, identity)
+		m.routes.close(identity) // stopped without leaving: from outside
 		if c == nil {
 			return
 		}
@@ -271,7 +298,17 @@ func (m *manager) Receive(ctx actor.Context) {
 		for _, h := range c.held {
 			ctx.RequestWithCustomSender(next.pid, h.msg, h.sender)
 		}
+		m.routes.open(identity, next.pid)
 	}
+}
+
+// inService is the PID of identity's child while messages may go to it
+// directly, or nil: none, or it is leaving.
+func (m *manager) inService(identity string) *actor.PID {
+	if c := m.children[identity]; c != nil && !c.leaving {
+		return c.pid
+	}
+	return nil
 }
 
 // deliver hands msg, from sender, to the child serving identity: spawned if

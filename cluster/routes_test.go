@@ -1,0 +1,155 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// journalLog records, per identity, every value its incarnations received,
+// in the order they received them, across incarnations.
+type journalLog struct {
+	mu  sync.Mutex
+	got map[string][]int64
+}
+
+func (l *journalLog) add(identity string, v int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got[identity] = append(l.got[identity], v)
+}
+
+// recorder logs each Int64Value, answers it, and — when leave is set —
+// asks to leave after every message, so routes open and close constantly.
+type recorder struct {
+	log      *journalLog
+	identity string
+	leave    bool
+}
+
+func (r *recorder) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *wrapperspb.Int64Value:
+		r.log.add(r.identity, msg.Value)
+		if ctx.Sender() != nil {
+			ctx.Respond(msg)
+		}
+		if r.leave {
+			ctx.Request(ManagerOf(ctx), &Leave{})
+		}
+	case *LeaveGranted:
+		ctx.Stop(ctx.Self())
+	}
+}
+
+func newRecorders(t *testing.T, leave bool) (*Local, *journalLog) {
+	t.Helper()
+	system := actor.NewActorSystem()
+	log := &journalLog{got: map[string][]int64{}}
+	l := NewLocal(system, map[string]Producer{
+		"rec": func(identity string) actor.Actor { return &recorder{log: log, identity: identity, leave: leave} },
+	})
+	t.Cleanup(func() { l.Stop(); system.Shutdown() })
+	return l, log
+}
+
+// A caller's messages reach the actor in the order it sent them, whether
+// each went straight to the child or through the manager (the route opens
+// and closes around every message here), and none is lost: the direct path
+// must not let a message overtake one waiting at the manager.
+func TestLocalDirectKeepsEachCallersOrder(t *testing.T) {
+	for _, leave := range []bool{false, true} {
+		t.Run(fmt.Sprintf("leave=%v", leave), func(t *testing.T) {
+			l, log := newRecorders(t, leave)
+			const callers, perCaller, identities = 16, 200, 3
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					identity := fmt.Sprint(c % identities)
+					for i := range int64(perCaller) {
+						v := int64(c)*1_000_000 + i
+						if i%3 == 0 { // fire and forget, then asks: both paths mixed
+							l.Send("rec", identity, wrapperspb.Int64(v))
+							continue
+						}
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						_, err := l.Request(ctx, "rec", identity, wrapperspb.Int64(v))
+						cancel()
+						if err != nil {
+							t.Errorf("caller %d, message %d: %v", c, i, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			// The last Sends may still be on their way: wait for them, bounded.
+			require.Eventually(t, func() bool {
+				log.mu.Lock()
+				defer log.mu.Unlock()
+				n := 0
+				for _, vs := range log.got {
+					n += len(vs)
+				}
+				return n == callers*perCaller
+			}, 10*time.Second, 5*time.Millisecond, "every message received exactly once")
+			log.mu.Lock()
+			defer log.mu.Unlock()
+			for identity, vs := range log.got {
+				last := map[int64]int64{}
+				for _, v := range vs {
+					c, i := v/1_000_000, v%1_000_000
+					if prev, ok := last[c]; ok && i <= prev {
+						t.Fatalf("identity %s: caller %d's message %d received after its message %d", identity, c, i, prev)
+					}
+					last[c] = i
+				}
+			}
+		})
+	}
+}
+
+// An identity's route lives only while its child is in service or a
+// message for it waits at the manager: passivated actors leave nothing.
+func TestLocalRoutesForgetPassivatedActors(t *testing.T) {
+	l, _ := newRecorders(t, true)
+	for i := range 500 {
+		_, err := l.Request(context.Background(), "rec", fmt.Sprint(i), wrapperspb.Int64(1))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return l.routes["rec"].size() == 0 }, 10*time.Second, 5*time.Millisecond,
+		"routes of passivated actors forgotten")
+}
+
+// A child stopped from outside, without leaving, may still have an open
+// route for a moment: a request that meets its dead letter goes to the
+// manager, which activates a successor.
+func TestLocalDirectToAStoppedChildReachesASuccessor(t *testing.T) {
+	l, log := newRecorders(t, false)
+	ctx := context.Background()
+	_, err := l.Request(ctx, "rec", "a", wrapperspb.Int64(1))
+	require.NoError(t, err)
+	for i := range int64(20) {
+		sh := l.routes["rec"].shard("a")
+		sh.mu.Lock()
+		pid := sh.m["a"].pid
+		sh.mu.Unlock()
+		require.NotNil(t, pid, "route open while the child serves")
+		require.NoError(t, l.root.StopFuture(pid).Wait())
+		res, err := l.Request(ctx, "rec", "a", wrapperspb.Int64(i+2))
+		require.NoError(t, err)
+		assert.Equal(t, i+2, res.(*wrapperspb.Int64Value).Value)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	assert.Len(t, log.got["a"], 21)
+}
