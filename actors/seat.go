@@ -619,21 +619,19 @@ func (a *seatActor) debit(id int64) {
 	})
 }
 
-// askWallet sends cmd to user's wallet from a goroutine, waiting at most
-// timeout, and runs then with the answer on this incarnation's goroutine
-// (not at all if the actor was replaced meanwhile).
+// askWallet sends cmd to user's wallet, waiting at most timeout, and runs
+// then with the answer on this incarnation's goroutine (not at all if the
+// actor was replaced meanwhile). Under a Local placement no goroutine
+// waits for the answer (cluster.RequestAsync).
 func (a *seatActor) askWallet(user int64, cmd proto.Message, timeout time.Duration, then func(proto.Message, error)) {
 	router, post := a.cfg.Router, a.j.Post()
-	go func() {
-		var reply proto.Message
-		err := errors.New("no router to reach the wallet")
-		if router != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			reply, err = router.Request(ctx, "wallet", strconv.FormatInt(user, 10), cmd)
-			cancel()
-		}
+	if router == nil {
+		post(func() { then(nil, errors.New("no router to reach the wallet")) })
+		return
+	}
+	cluster.RequestAsync(router, "wallet", strconv.FormatInt(user, 10), cmd, timeout, func(reply proto.Message, err error) {
 		post(func() { then(reply, err) })
-	}()
+	})
 }
 
 // onDebitOutcome ends the saga on a definite answer of the wallet, or

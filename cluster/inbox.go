@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -33,7 +34,14 @@ const inboxShards = 32
 
 type inboxShard struct {
 	mu      sync.Mutex
-	waiting map[uint32]chan any
+	waiting map[uint32]waiter
+}
+
+// waiter is where a request's answer goes: its channel, or — for a
+// request made with inbox.async — a function called with it.
+type waiter struct {
+	ch chan any
+	fn func(any)
 }
 
 // newInbox registers an inbox in system. Its id starts with "future", so
@@ -44,7 +52,7 @@ type inboxShard struct {
 func newInbox(system *actor.ActorSystem) *inbox {
 	in := &inbox{system: system, id: fmt.Sprintf("future-inbox-%016x", rand.Uint64())}
 	for i := range in.shards {
-		in.shards[i].waiting = map[uint32]chan any{}
+		in.shards[i].waiting = map[uint32]waiter{}
 	}
 	system.ProcessRegistry.Add(inboxProcess{in}, in.id)
 	return in
@@ -62,6 +70,12 @@ type call struct {
 // channel (the first one; later ones are dropped).
 func (in *inbox) open() *call {
 	reply := make(chan any, 1)
+	return &call{in: in, PID: in.register(waiter{ch: reply}), reply: reply}
+}
+
+// register files w under a fresh request id and returns the PID answers
+// to it are sent to.
+func (in *inbox) register(w waiter) *actor.PID {
 	var id uint32
 	for {
 		// 0 means no request id; and when the counter wraps, an id still
@@ -73,7 +87,7 @@ func (in *inbox) open() *call {
 		sh.mu.Lock()
 		_, taken := sh.waiting[id]
 		if !taken {
-			sh.waiting[id] = reply
+			sh.waiting[id] = w
 		}
 		sh.mu.Unlock()
 		if !taken {
@@ -82,17 +96,49 @@ func (in *inbox) open() *call {
 	}
 	// The system's address now, not at newInbox: a member's remote starts
 	// (and sets it) after its inbox is made.
-	return &call{in: in, PID: &actor.PID{Address: in.system.Address(), Id: in.id, RequestId: id}, reply: reply}
+	return &actor.PID{Address: in.system.Address(), Id: in.id, RequestId: id}
 }
 
-// take removes and returns the channel of request id, if it still waits.
-func (in *inbox) take(id uint32) (chan any, bool) {
+// take removes and returns the waiter of request id, if it still waits.
+func (in *inbox) take(id uint32) (waiter, bool) {
 	sh := &in.shards[id%inboxShards]
 	sh.mu.Lock()
-	ch, ok := sh.waiting[id]
+	w, ok := sh.waiting[id]
 	delete(sh.waiting, id)
 	sh.mu.Unlock()
-	return ch, ok
+	return w, ok
+}
+
+// async registers a request whose answer is handed to then, on the
+// goroutine that sends it (so then must not block), or — if none came
+// within timeout — actor.ErrTimeout; then is called once. It returns the
+// PID to send the request from. A request costs no goroutine and no
+// context, where open and wait cost one of each per caller that must not
+// block (a seat actor asking a wallet).
+func (in *inbox) async(timeout time.Duration, then func(any, error)) *actor.PID {
+	a := &asyncCall{in: in, then: then}
+	a.pid = in.register(waiter{fn: a.answer})
+	a.timer = time.AfterFunc(timeout, a.expire)
+	return a.pid
+}
+
+// asyncCall is one request made with inbox.async.
+type asyncCall struct {
+	in    *inbox
+	pid   *actor.PID
+	then  func(any, error)
+	timer *time.Timer // set before the request is sent, so before answer
+}
+
+func (a *asyncCall) answer(msg any) {
+	a.timer.Stop()
+	a.then(result(msg))
+}
+
+func (a *asyncCall) expire() {
+	if _, ok := a.in.take(a.pid.RequestId); ok {
+		a.then(nil, actor.ErrTimeout)
+	}
 }
 
 // waitingCount is the number of requests that wait for an answer (tests).
@@ -170,8 +216,12 @@ type inboxProcess struct{ in *inbox }
 // SendUserMessage hands an answer to the request its PID names.
 func (p inboxProcess) SendUserMessage(pid *actor.PID, message any) {
 	_, msg, _ := actor.UnwrapEnvelope(message)
-	if ch, ok := p.in.take(pid.GetRequestId()); ok {
-		ch <- msg // buffered 1, and taken once: never blocks
+	if w, ok := p.in.take(pid.GetRequestId()); ok {
+		if w.fn != nil {
+			w.fn(msg)
+			return
+		}
+		w.ch <- msg // buffered 1, and taken once: never blocks
 	}
 }
 

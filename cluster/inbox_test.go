@@ -111,3 +111,31 @@ func TestInboxWrapSkipsAWaitingID(t *testing.T) {
 	require.Zero(t, in.waitingCount())
 	require.Empty(t, late)
 }
+
+// An async request's function gets the answer, or actor.ErrTimeout once
+// when none comes — and then not the late answer; nothing is left waiting.
+func TestInboxAsync(t *testing.T) {
+	system, in, pid, late := newEcho(t)
+	type outcome struct {
+		res any
+		err error
+	}
+	got := make(chan outcome, 4)
+	then := func(res any, err error) { got <- outcome{res, err} }
+
+	system.Root.RequestWithCustomSender(pid, 1, in.async(time.Minute, then))
+	o := <-got
+	require.NoError(t, o.err)
+	require.Equal(t, 2, o.res)
+
+	system.Root.RequestWithCustomSender(pid, -1, in.async(20*time.Millisecond, then))
+	o = <-got
+	require.ErrorIs(t, o.err, actor.ErrTimeout)
+	system.Root.Send(<-late, 7) // the late answer
+	system.Root.RequestWithCustomSender(pid, 41, in.async(time.Minute, then))
+	o = <-got
+	require.NoError(t, o.err)
+	require.Equal(t, 42, o.res, "the late answer went nowhere")
+	require.Empty(t, got, "each function called once")
+	require.Zero(t, in.waitingCount())
+}

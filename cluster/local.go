@@ -105,6 +105,38 @@ func (l *Local) Request(ctx context.Context, kind, identity string, msg proto.Me
 	return replyError(kind, identity, res, err)
 }
 
+// RequestAsync implements AsyncRequester: Request without a waiting
+// goroutine. A dead letter (a child stopped from outside) is retried once
+// through the manager, as Request does.
+func (l *Local) RequestAsync(kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error)) {
+	l.requestAsync(kind, identity, msg, timeout, true, then)
+}
+
+func (l *Local) requestAsync(kind, identity string, msg proto.Message, timeout time.Duration, retry bool, then func(proto.Message, error)) {
+	manager, ok := l.managers[kind]
+	if !ok {
+		then(nil, fmt.Errorf("request %s/%s: %w", kind, identity, ErrUnknownKind))
+		return
+	}
+	routes := l.routes[kind]
+	sender := l.inbox.async(timeout, func(res any, err error) {
+		if retry && errors.Is(err, actor.ErrDeadLetter) {
+			// A dead letter is answered on the sending goroutine, which may
+			// hold the routes' lock (routes.send): retry from another.
+			go func() {
+				routes.count(identity)
+				l.root.RequestWithCustomSender(manager, &deliver{identity: identity, msg: msg, counted: true},
+					l.inbox.async(timeout, func(res any, err error) { then(replyError(kind, identity, res, err)) }))
+			}()
+			return
+		}
+		then(replyError(kind, identity, res, err))
+	})
+	if !routes.send(l.root, identity, msg, sender) {
+		l.root.RequestWithCustomSender(manager, &deliver{identity: identity, msg: msg, counted: true}, sender)
+	}
+}
+
 // Send implements Router: fire and forget.
 func (l *Local) Send(kind, identity string, msg proto.Message) {
 	if pid, ok := l.managers[kind]; ok && !l.routes[kind].send(l.root, identity, msg, nil) {

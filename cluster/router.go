@@ -29,6 +29,35 @@ type Router interface {
 	Send(kind, identity string, msg proto.Message)
 }
 
+// AsyncRequester is a Router that can hand a reply to a function instead
+// of blocking a goroutine on it (Local). RequestAsync delivers msg as
+// Request does and calls then once with what Request would return —
+// ErrTimeout after timeout — on whichever goroutine has the answer, so then
+// must not block: an actor posts it to its own mailbox.
+type AsyncRequester interface {
+	RequestAsync(kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error))
+}
+
+// RequestAsync is r's RequestAsync when r is an AsyncRequester, and
+// RequestInBackground otherwise.
+func RequestAsync(r Router, kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error)) {
+	if a, ok := r.(AsyncRequester); ok {
+		a.RequestAsync(kind, identity, msg, timeout, then)
+		return
+	}
+	RequestInBackground(r, kind, identity, msg, timeout, then)
+}
+
+// RequestInBackground is RequestAsync on a goroutine of its own, for a
+// router that cannot do better: it waits in r.Request for at most timeout.
+func RequestInBackground(r Router, kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error)) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		then(r.Request(ctx, kind, identity, msg))
+	}()
+}
+
 // ErrTimeout is returned when an actor does not answer in time.
 var ErrTimeout = errors.New("actor request timed out")
 

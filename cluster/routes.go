@@ -59,6 +59,9 @@ func (r *routes) shard(identity string) *routeShard {
 // waits at the manager; otherwise it counts one more message pending at
 // the manager and reports false: the caller then sends it to the manager,
 // marked counted, and the manager calls handled once it has dealt with it.
+// Sending to a stopped child answers a dead letter to sender on this
+// goroutine, under the shard's lock: whatever that answer runs must not
+// come back to routes.
 func (r *routes) send(root *actor.RootContext, identity string, msg any, sender *actor.PID) bool {
 	sh := r.shard(identity)
 	sh.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -139,11 +140,7 @@ func TestLocalDirectToAStoppedChildReachesASuccessor(t *testing.T) {
 	_, err := l.Request(ctx, "rec", "a", wrapperspb.Int64(1))
 	require.NoError(t, err)
 	for i := range int64(20) {
-		sh := l.routes["rec"].shard("a")
-		sh.mu.Lock()
-		pid := sh.m["a"].pid
-		sh.mu.Unlock()
-		require.NotNil(t, pid, "route open while the child serves")
+		pid := openRoute(t, l, "a")
 		require.NoError(t, l.root.StopFuture(pid).Wait())
 		res, err := l.Request(ctx, "rec", "a", wrapperspb.Int64(i+2))
 		require.NoError(t, err)
@@ -152,4 +149,64 @@ func TestLocalDirectToAStoppedChildReachesASuccessor(t *testing.T) {
 	log.mu.Lock()
 	defer log.mu.Unlock()
 	assert.Len(t, log.got["a"], 21)
+}
+
+// RequestAsync answers as Request does — directly or through the manager,
+// with the routes opening and closing around every message — and reaches
+// a successor after its child was stopped from outside.
+func TestLocalRequestAsync(t *testing.T) {
+	l, _ := newRecorders(t, true)
+	const n = 300
+	type outcome struct {
+		v   int64
+		err error
+	}
+	got := make(chan outcome, n)
+	for i := range int64(n) {
+		l.RequestAsync("rec", fmt.Sprint(i%3), wrapperspb.Int64(i), 5*time.Second, func(res proto.Message, err error) {
+			if err != nil {
+				got <- outcome{err: err}
+				return
+			}
+			got <- outcome{v: res.(*wrapperspb.Int64Value).Value}
+		})
+	}
+	seen := map[int64]bool{}
+	for range n {
+		o := <-got
+		require.NoError(t, o.err)
+		seen[o.v] = true
+	}
+	assert.Len(t, seen, n, "each request answered with its own value")
+
+	l2, _ := newRecorders(t, false)
+	_, err := l2.Request(context.Background(), "rec", "a", wrapperspb.Int64(1))
+	require.NoError(t, err)
+	require.NoError(t, l2.root.StopFuture(openRoute(t, l2, "a")).Wait())
+	l2.RequestAsync("rec", "a", wrapperspb.Int64(2), 5*time.Second, func(res proto.Message, err error) {
+		got <- outcome{err: err}
+	})
+	require.NoError(t, (<-got).err, "the successor answered")
+
+	l2.RequestAsync("nope", "a", wrapperspb.Int64(2), 5*time.Second, func(res proto.Message, err error) {
+		got <- outcome{err: err}
+	})
+	require.ErrorIs(t, (<-got).err, ErrUnknownKind)
+}
+
+// openRoute waits for the manager to publish identity's route (it does so
+// after forwarding, so possibly after the child has answered) and returns
+// its PID.
+func openRoute(t *testing.T, l *Local, identity string) (pid *actor.PID) {
+	t.Helper()
+	sh := l.routes["rec"].shard(identity)
+	require.Eventually(t, func() bool {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if e := sh.m[identity]; e != nil {
+			pid = e.pid
+		}
+		return pid != nil
+	}, 10*time.Second, time.Millisecond, "route of %s opened while its child serves", identity)
+	return pid
 }

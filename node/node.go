@@ -381,6 +381,17 @@ func (l *lateRouter) Request(ctx context.Context, kind, identity string, msg pro
 	return l.r.Request(ctx, kind, identity, msg)
 }
 
+// RequestAsync implements cluster.AsyncRequester: before set, in the
+// background.
+func (l *lateRouter) RequestAsync(kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error)) {
+	select {
+	case <-l.ready:
+		cluster.RequestAsync(l.r, kind, identity, msg, timeout, then)
+	default:
+		cluster.RequestInBackground(l, kind, identity, msg, timeout, then)
+	}
+}
+
 func (l *lateRouter) Send(kind, identity string, msg proto.Message) {
 	select {
 	case <-l.ready:
