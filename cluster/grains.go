@@ -269,6 +269,35 @@ func (g *Grains) Request(ctx context.Context, kind, identity string, msg proto.M
 	}
 }
 
+// RequestAsync implements AsyncRequester. A grain of this member whose PID
+// is cached is asked without a goroutine waiting; anything else — a lookup,
+// an actor on another member (whose departure Request watches for), or a
+// dead letter, which means the message was not delivered — goes the whole
+// way of Request on a goroutine, within what is left of timeout.
+func (g *Grains) RequestAsync(kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error)) {
+	deadline := time.Now().Add(timeout)
+	inBackground := func() {
+		go func() {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			defer cancel()
+			then(g.Request(ctx, kind, identity, msg))
+		}()
+	}
+	pid, ok := g.c.PidCache.Get(identity, kind)
+	if !g.kinds[kind] || !ok || pid.GetAddress() != g.c.ActorSystem.Address() {
+		inBackground()
+		return
+	}
+	g.root.RequestWithCustomSender(pid, msg, g.inbox.async(timeout, func(res any, err error) {
+		if errors.Is(err, actor.ErrDeadLetter) {
+			g.c.PidCache.RemoveByValue(identity, kind, pid)
+			inBackground()
+			return
+		}
+		then(replyError(kind, identity, res, err))
+	}))
+}
+
 // await waits for a request's answer until ctx ends; for an actor on
 // another member it gives up (gone) as soon as that member leaves the
 // cluster, instead of waiting out the deadline for an answer that cannot

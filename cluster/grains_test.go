@@ -130,10 +130,32 @@ func TestGrainsReachByKindAndIdentity(t *testing.T) {
 // each new activation: on a busy machine (under -race, beside other tests)
 // that took 1.5 s, so the deadline is generous and only a request that
 // waited half of it counts as slow.
+//
+// It runs for Request and for RequestAsync (awaited here), whose dead
+// letters take Request's way.
 func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
 	g := startTestGrains(t)
-	for _, kind := range []string{"leave", "abrupt"} {
-		t.Run(kind, func(t *testing.T) {
+	requests := map[string]func(ctx context.Context, kind, id string) (proto.Message, error){
+		"sync": func(ctx context.Context, kind, id string) (proto.Message, error) {
+			return g.Request(ctx, kind, id, wrapperspb.String("hi"))
+		},
+		"async": func(ctx context.Context, kind, id string) (proto.Message, error) {
+			type answer struct {
+				res proto.Message
+				err error
+			}
+			got := make(chan answer, 1)
+			dl, _ := ctx.Deadline()
+			g.RequestAsync(kind, id, wrapperspb.String("hi"), time.Until(dl), func(res proto.Message, err error) {
+				got <- answer{res, err}
+			})
+			a := <-got
+			return a.res, a.err
+		},
+	}
+	for _, run := range []struct{ kind, how string }{{"leave", "sync"}, {"abrupt", "sync"}, {"leave", "async"}, {"abrupt", "async"}} {
+		kind, request := run.kind, requests[run.how]
+		t.Run(kind+"/"+run.how, func(t *testing.T) {
 			started := activations[kind]
 			const callers, perCaller = 16, 150
 			const deadline = 10 * time.Second
@@ -149,9 +171,9 @@ func TestGrainsPassivateWithoutLosingMail(t *testing.T) {
 						id := []string{"x", "y", "z"}[(c+i)%3]
 						ctx, cancel := context.WithTimeout(context.Background(), deadline)
 						t0 := time.Now()
-						_, err := g.Request(ctx, kind, id, wrapperspb.String("hi"))
+						res, err := request(ctx, kind, id)
 						cancel()
-						if err != nil {
+						if err != nil || res.(*wrapperspb.StringValue).GetValue() != id {
 							failed.Add(1)
 						}
 						if time.Since(t0) > deadline/2 {
