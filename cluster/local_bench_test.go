@@ -16,9 +16,10 @@ import (
 // BenchmarkPlacementHop measures what the manager actor in front of every
 // actor of a kind costs a request (issue 8: "the manager actor per kind is
 // a serial hop for every message of that kind; measure it against direct
-// placement"). local: Local.Request, through the kind's manager; direct:
-// a future straight to the same actor's PID. Parallel callers spread over
-// 64 identities, as HTTP handlers do.
+// placement"). local: Local.Request, which goes through the kind's manager
+// only until the child's route is published (routes.go); direct: a future
+// straight to the same actor's PID. Parallel callers spread over 64
+// identities, as HTTP handlers do.
 func BenchmarkPlacementHop(b *testing.B) {
 	const identities = 64
 	system := actor.NewActorSystem()
