@@ -78,7 +78,8 @@ type Journaled struct {
 	incarnation uint64 // random, fixed for this instance's life
 	self        *actor.PID
 	root        *actor.RootContext
-	manager     *actor.PID // nil when not placed by a cluster.Local manager
+	manager     *actor.PID                // nil when not placed by a cluster.Local manager
+	leave       func(recoveryFailed bool) // cluster.LeaverOf: nil exactly when manager is nil
 
 	applied       int64 // last sequence number applied to the model
 	durable       int64 // last sequence number known durable
@@ -227,7 +228,7 @@ func (j *Journaled) Intercept(ctx actor.Context) bool {
 	case *actor.Started:
 		j.self = ctx.Self()
 		j.root = ctx.ActorSystem().Root
-		j.manager = cluster.ManagerOf(ctx)
+		j.manager, j.leave = cluster.ManagerOf(ctx), cluster.LeaverOf(ctx)
 		j.fenceStart(ctx)
 		if err := j.recover(); err != nil {
 			j.opt.Logger.Warn("recovery failed", "actor", j.opt.ID, "err", err)
@@ -796,7 +797,7 @@ func (j *Journaled) leaveSelf() {
 		j.root.Stop(j.self)
 		return
 	}
-	j.root.RequestWithCustomSender(j.manager, &cluster.Leave{RecoveryFailed: j.recoverFailed}, j.self)
+	j.leave(j.recoverFailed)
 }
 
 // stopIfDone makes a broken actor ask to leave at once (so new messages

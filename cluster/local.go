@@ -87,6 +87,9 @@ func (l *Local) Request(ctx context.Context, kind, identity string, msg proto.Me
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("request %s/%s: %w", kind, identity, err)
 	}
+	if msg == nil {
+		return nil, fmt.Errorf("request %s/%s: %w", kind, identity, errNoMessage)
+	}
 	routes := l.routes[kind]
 	c := l.inbox.open()
 	if routes.send(l.root, identity, msg, c.PID) {
@@ -106,40 +109,60 @@ func (l *Local) Request(ctx context.Context, kind, identity string, msg proto.Me
 }
 
 // RequestAsync implements AsyncRequester: Request without a waiting
-// goroutine. A dead letter (a child stopped from outside) is retried once
-// through the manager, as Request does.
+// goroutine. A dead letter met on the direct route (a child stopped from
+// outside) is retried once through the manager, as Request does, in what
+// is left of timeout.
 func (l *Local) RequestAsync(kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error)) {
-	l.requestAsync(kind, identity, msg, timeout, true, then)
-}
-
-func (l *Local) requestAsync(kind, identity string, msg proto.Message, timeout time.Duration, retry bool, then func(proto.Message, error)) {
 	manager, ok := l.managers[kind]
-	if !ok {
-		then(nil, fmt.Errorf("request %s/%s: %w", kind, identity, ErrUnknownKind))
+	if !ok || msg == nil {
+		err := ErrUnknownKind
+		if ok {
+			err = errNoMessage
+		}
+		then(nil, fmt.Errorf("request %s/%s: %w", kind, identity, err))
 		return
 	}
-	routes := l.routes[kind]
+	routes, deadline := l.routes[kind], time.Now().Add(timeout)
+	answer := func(res any, err error) { then(replyError(kind, identity, res, err)) }
+	viaManager := func(sender *actor.PID) {
+		l.root.RequestWithCustomSender(manager, &deliver{identity: identity, msg: msg, counted: true}, sender)
+	}
+	retry := func() {
+		routes.count(identity)
+		viaManager(l.inbox.async(time.Until(deadline), answer))
+	}
+	// A dead letter is answered on the sending goroutine, inside
+	// routes.send and under its lock: then it is only noted, and retried
+	// once send has returned — still before this call returns, so the
+	// caller's next message cannot overtake the retry.
+	var state atomic.Int32 // sending → sent, or sending → deadLetter
+	const sending, sent, deadLetter = 0, 1, 2
 	sender := l.inbox.async(timeout, func(res any, err error) {
-		if retry && errors.Is(err, actor.ErrDeadLetter) {
-			// A dead letter is answered on the sending goroutine, which may
-			// hold the routes' lock (routes.send): retry from another.
-			go func() {
-				routes.count(identity)
-				l.root.RequestWithCustomSender(manager, &deliver{identity: identity, msg: msg, counted: true},
-					l.inbox.async(timeout, func(res any, err error) { then(replyError(kind, identity, res, err)) }))
-			}()
+		if errors.Is(err, actor.ErrDeadLetter) {
+			if state.CompareAndSwap(sending, deadLetter) {
+				return
+			}
+			retry()
 			return
 		}
-		then(replyError(kind, identity, res, err))
+		answer(res, err)
 	})
 	if !routes.send(l.root, identity, msg, sender) {
-		l.root.RequestWithCustomSender(manager, &deliver{identity: identity, msg: msg, counted: true}, sender)
+		viaManager(sender)
+		return
+	}
+	if !state.CompareAndSwap(sending, sent) {
+		retry()
 	}
 }
 
-// Send implements Router: fire and forget.
+// Send implements Router: fire and forget. It always goes through the
+// manager: a direct message to a child that has just stopped (from
+// outside) would be lost with nobody to retry it, while the manager sees
+// the Terminated first. Counted, so a later Request does not overtake it.
 func (l *Local) Send(kind, identity string, msg proto.Message) {
-	if pid, ok := l.managers[kind]; ok && !l.routes[kind].send(l.root, identity, msg, nil) {
+	if pid, ok := l.managers[kind]; ok && msg != nil {
+		l.routes[kind].count(identity)
 		l.root.Send(pid, &deliver{identity: identity, msg: msg, counted: true})
 	}
 }
@@ -150,6 +173,10 @@ func (l *Local) Stop() {
 		_ = l.root.StopFuture(pid).Wait()
 	}
 }
+
+// errNoMessage refuses a nil message: Proto.Actor would queue it as is,
+// and a mailbox that pops a nil takes itself for empty and spins.
+var errNoMessage = errors.New("no message")
 
 // deliver asks a manager to hand msg to the child named identity. counted:
 // sent by Request or Send, which counted it in the kind's routes.
@@ -167,6 +194,7 @@ type managerExtension struct {
 	pid       *actor.PID
 	identity  string    // the child's identity under a Local manager; "" on a grain
 	placement Placement // nil: no read fence needed (fence.go)
+	routes    *routes   // the kind's routes under a Local manager; nil on a grain
 }
 
 func (*managerExtension) ExtensionID() ctxext.ContextExtensionID { return managerExtensionID }
@@ -192,6 +220,25 @@ func managerExtensionOf(ctx actor.Context) (ext *managerExtension) {
 	defer func() { _ = recover() }()
 	ext, _ = ctx.Get(managerExtensionID).(*managerExtension)
 	return ext
+}
+
+// LeaverOf returns what the actor of ctx calls to ask its manager to let it
+// leave (a Leave, sent with the actor as its sender), or nil for an actor
+// not placed by this package. Under a Local manager it first closes the
+// actor's direct route, so that a caller who hears from the actor after it
+// asked to leave reaches the manager, behind the Leave, and not the actor.
+func LeaverOf(ctx actor.Context) func(recoveryFailed bool) {
+	ext := managerExtensionOf(ctx)
+	if ext == nil {
+		return nil
+	}
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	return func(recoveryFailed bool) {
+		if ext.routes != nil {
+			ext.routes.closeFor(ext.identity, self)
+		}
+		root.RequestWithCustomSender(ext.pid, &Leave{RecoveryFailed: recoveryFailed}, self)
+	}
 }
 
 // Leave is what an actor sends its manager, with ctx.Request so the manager
@@ -384,7 +431,7 @@ func (m *manager) spawn(ctx actor.Context, identity string) *child {
 		m.byPID = map[string]string{}
 	}
 	produce := m.produce
-	ext := &managerExtension{pid: ctx.Self(), identity: identity}
+	ext := &managerExtension{pid: ctx.Self(), identity: identity, routes: m.routes}
 	if m.place != nil {
 		ext.placement = m.place(m.kind, identity)
 	}

@@ -40,6 +40,10 @@ type routeShard struct {
 type route struct {
 	pid     *actor.PID // nil: closed, go through the manager
 	pending int        // messages sent to the manager, not yet handled by it
+	// leaving is the child that closed its own route when it asked to
+	// leave (closeFor): handled must not open it again before the manager
+	// has seen the Leave; only open (a Stay, a successor) or close does.
+	leaving *actor.PID
 }
 
 func newRoutes() *routes {
@@ -99,8 +103,11 @@ func (r *routes) handled(identity string, pid *actor.PID) {
 		return // cannot happen: each counted message made its entry
 	}
 	e.pending--
+	if pid != nil && e.leaving != nil && e.leaving.Equal(pid) {
+		pid = nil
+	}
 	e.pid = pid
-	if e.pid == nil && e.pending <= 0 {
+	if e.pid == nil && e.pending <= 0 && e.leaving == nil {
 		delete(sh.m, identity)
 	}
 }
@@ -111,7 +118,8 @@ func (r *routes) open(identity string, pid *actor.PID) {
 	sh := r.shard(identity)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.entry(identity).pid = pid
+	e := sh.entry(identity)
+	e.pid, e.leaving = pid, nil
 }
 
 // close stops direct sends to identity's child; when it returns, no direct
@@ -122,11 +130,26 @@ func (r *routes) close(identity string) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if e := sh.m[identity]; e != nil {
-		e.pid = nil
+		e.pid, e.leaving = nil, nil
 		if e.pending <= 0 {
 			delete(sh.m, identity)
 		}
 	}
+}
+
+// closeFor is close done by the child pid itself as it asks to leave, before
+// it answers anyone: a caller's next message then goes to the manager, behind
+// the Leave, and is held for the successor — not sent here to be handed back
+// after messages that came later (breakDown relies on it).
+func (r *routes) closeFor(identity string, pid *actor.PID) {
+	sh := r.shard(identity)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.entry(identity)
+	if e.pid != nil && e.pid.Equal(pid) {
+		e.pid = nil
+	}
+	e.leaving = pid
 }
 
 // entry is identity's route, made if there is none; sh.mu is held.
