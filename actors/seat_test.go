@@ -99,6 +99,12 @@ func (l *seatLateRouter) Send(kind, identity string, msg proto.Message) {
 	l.r.Load().Send(kind, identity, msg)
 }
 
+// RequestAsync makes the seats ask their wallets as they do in a node
+// (node.lateRouter): without a goroutine waiting.
+func (l *seatLateRouter) RequestAsync(kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error)) {
+	l.r.Load().RequestAsync(kind, identity, msg, timeout, then)
+}
+
 type seatHarness struct {
 	t        *testing.T
 	seatJ    *actortest.MemJournal

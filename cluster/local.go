@@ -147,12 +147,15 @@ func (l *Local) RequestAsync(kind, identity string, msg proto.Message, timeout t
 		}
 		answer(res, err)
 	})
-	if !routes.send(l.root, identity, msg, sender) {
-		viaManager(sender)
-		return
-	}
+	direct := routes.send(l.root, identity, msg, sender)
 	if !state.CompareAndSwap(sending, sent) {
 		retry()
+		return
+	}
+	if !direct {
+		// A dead letter from here on (the manager stopped) is retried,
+		// and the retry's own is answered: never swallowed.
+		viaManager(sender)
 	}
 }
 
@@ -402,6 +405,16 @@ func (m *manager) deliver(ctx actor.Context, identity string, msg any, sender *a
 			return
 		}
 		c = m.spawn(ctx, identity)
+	}
+	if !c.leaving {
+		if _, alive := ctx.ActorSystem().ProcessRegistry.GetLocal(c.pid.GetId()); !alive {
+			// Stopped from outside: out of the registry, but Proto.Actor runs
+			// its Stopped before it sends the Terminated. Forwarded, the
+			// message would be a dead letter (a Send lost); held, it goes to
+			// the successor, as if the child had left.
+			c.leaving = true
+			m.routes.close(identity)
+		}
 	}
 	if c.leaving {
 		c.held = append(c.held, held{msg: msg, sender: sender})

@@ -41,8 +41,9 @@ type route struct {
 	pid     *actor.PID // nil: closed, go through the manager
 	pending int        // messages sent to the manager, not yet handled by it
 	// leaving is the child that closed its own route when it asked to
-	// leave (closeFor): handled must not open it again before the manager
-	// has seen the Leave; only open (a Stay, a successor) or close does.
+	// leave (closeFor): neither handled nor open (a Stay sent before that
+	// Leave) reopens it to that child; close, when the manager sees the
+	// Leave or the Terminated, clears it, as open for a successor does.
 	leaving *actor.PID
 }
 
@@ -112,13 +113,20 @@ func (r *routes) handled(identity string, pid *actor.PID) {
 	}
 }
 
-// open publishes pid as identity's child in service. The manager calls it
-// only once it has forwarded every message it held for the identity.
+// open publishes pid as identity's child in service — unless pid has
+// closed its route since (closeFor). The manager calls it only once it has
+// forwarded every message it held for the identity.
 func (r *routes) open(identity string, pid *actor.PID) {
 	sh := r.shard(identity)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.entry(identity)
+	if e.leaving != nil && e.leaving.Equal(pid) {
+		// The child asked to leave again after the Stay the manager is
+		// acting on (the grant's close cleared any earlier mark): it stays
+		// closed until the manager sees that Leave.
+		return
+	}
 	e.pid, e.leaving = pid, nil
 }
 

@@ -329,3 +329,88 @@ func TestLocalRefusesANilMessage(t *testing.T) {
 	require.NoError(t, err, "the actor still serves")
 	require.Equal(t, int64(2), res.(*wrapperspb.Int64Value).Value)
 }
+
+// A child that closed its route to leave keeps it closed against the
+// manager acting on an earlier message of its: a Stay it sent before
+// asking to leave again (open), or a message forwarded to it (handled).
+// Found by review: a Stay reopened it, and a caller's pipelined messages
+// were handed back behind later ones.
+func TestRoutesStayClosedForALeavingChild(t *testing.T) {
+	r := newRoutes()
+	a, b := actor.NewPID("local", "a"), actor.NewPID("local", "b")
+	r.open("x", a)
+	r.closeFor("x", a)
+	r.open("x", a) // the Stay sent before the Leave
+	require.False(t, r.send(nil, "x", nil, nil), "closed after a Stay that came before the Leave")
+	r.handled("x", a) // the message send counted
+	require.False(t, r.send(nil, "x", nil, nil), "closed after a message forwarded to the leaving child")
+	r.handled("x", a)
+	r.close("x") // the manager sees the Leave
+	require.Zero(t, r.size(), "nothing left once the Leave is seen")
+	r.open("x", b) // a successor
+	r.closeFor("x", a)
+	r.open("x", b)
+	sh := r.shard("x")
+	require.True(t, sh.m["x"].pid.Equal(b), "an old child's leave does not close its successor's route")
+}
+
+// stopsSlowly takes its time in Stopped, which Proto.Actor runs after
+// removing it from the registry and before sending its Terminated.
+type stopsSlowly struct{ recorder }
+
+func (s *stopsSlowly) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Stopped); ok {
+		time.Sleep(300 * time.Millisecond)
+		return
+	}
+	s.recorder.Receive(ctx)
+}
+
+// Messages for a child stopped from outside that is still in its Stopped
+// reach its successor, in order: none is forwarded to the dead PID (a Send
+// lost, a Request answered with a dead letter). Found by review; it was so
+// before the direct routes too.
+func TestLocalChildStoppingSlowlyLosesNothing(t *testing.T) {
+	system := actor.NewActorSystem()
+	log := &journalLog{got: map[string][]int64{}}
+	l := NewLocal(system, map[string]Producer{
+		"slow": func(identity string) actor.Actor { return &stopsSlowly{recorder{log: log, identity: identity}} },
+	})
+	t.Cleanup(func() { l.Stop(); system.Shutdown() })
+	ctx := context.Background()
+	_, err := l.Request(ctx, "slow", "a", wrapperspb.Int64(0))
+	require.NoError(t, err)
+	pid := openRoute(t, l, "a", "slow")
+	l.root.Stop(pid)
+	require.Eventually(t, func() bool {
+		_, alive := system.ProcessRegistry.GetLocal(pid.GetId())
+		return !alive
+	}, 5*time.Second, time.Millisecond, "the child left the registry")
+	l.Send("slow", "a", wrapperspb.Int64(1))
+	_, err = l.Request(ctx, "slow", "a", wrapperspb.Int64(2))
+	require.NoError(t, err)
+	got := make(chan error, 1)
+	l.RequestAsync("slow", "a", wrapperspb.Int64(3), 5*time.Second, func(_ proto.Message, err error) { got <- err })
+	require.NoError(t, <-got)
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	require.Equal(t, []int64{0, 1, 2, 3}, log.got["a"])
+}
+
+// RequestAsync calls then whatever happens to the request, also when the
+// kind's manager is gone (a dead letter on the manager's path): found by
+// review, then was never called.
+func TestLocalRequestAsyncAnswersAfterStop(t *testing.T) {
+	l, _ := newRecorders(t, false)
+	_, err := l.Request(context.Background(), "rec", "a", wrapperspb.Int64(1))
+	require.NoError(t, err)
+	l.Stop()
+	got := make(chan error, 1)
+	l.RequestAsync("rec", "b", wrapperspb.Int64(2), 300*time.Millisecond, func(_ proto.Message, err error) { got <- err }) // no route: the manager's path
+	select {
+	case err := <-got:
+		require.Error(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("then never called")
+	}
+}
