@@ -150,6 +150,19 @@ func TestWalletModel(t *testing.T) {
 			&Op{Kind: KindPay, User: 1, Res: 101, Amount: 300, Call: 3, Return: 4, Outcome: Fail, Code: "INSUFFICIENT_BALANCE"},
 		), porcupine.Illegal},
 	}
+	// Unanswered reads are left out of the partitions: they constrain
+	// nothing, and each one widens porcupine's search.
+	unanswered := hist(
+		&Op{Kind: KindCharge, User: 1, Amount: 100, Balance: 100, Call: 1, Return: 2},
+		&Op{Kind: KindBalance, User: 1, Call: 3, Return: 4, Outcome: Unknown},
+		&Op{Kind: KindReservation, User: 1, Res: 101, Call: 3, Return: 4, Outcome: Unknown},
+		&Op{Kind: KindBalance, User: 1, Balance: 100, Call: 5, Return: 6},
+	)
+	for _, p := range Partitions(unanswered, map[int64]int64{101: 7}, nil) {
+		if n := len(p.ops); p.Name == "wallet 1" && n != 2 || p.Name == "seat 7" {
+			t.Fatalf("%s holds %d operations: unanswered reads kept", p.Name, n)
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if got := verdicts(t, c.ops, map[int64]int64{101: 7}, nil)["wallet 1"]; got != c.want {
