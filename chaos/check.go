@@ -58,7 +58,7 @@ func Partitions(ops []*Op, seatOfRes map[int64]int64, seatsOfOption map[int64][]
 			add(seats, "seat", s, SeatModel, op, in, ret)
 		}
 	}
-	for _, op := range ops {
+	for _, op := range mergeKeyedCharges(ops) {
 		if op.Outcome == Refused {
 			continue
 		}
@@ -108,6 +108,56 @@ func Partitions(ops []*Op, seatOfRes map[int64]int64, seatsOfOption map[int64][]
 		for _, k := range keys {
 			out = append(out, m[k])
 		}
+	}
+	return out
+}
+
+// mergeKeyedCharges returns ops with each keyed charge that was answered
+// OK after unanswered attempts with the same key made one operation: from
+// the first attempt's call to the answer's return, with the answer's
+// balance. The key makes the charge add once, somewhere in that span, and
+// the answer give the balance right after it (WalletModel) — exactly what
+// the one operation says. Kept apart, every unanswered attempt is an
+// operation porcupine may place anywhere after its call: a wallet with 50
+// of them during an outage left it undecided after a minute.
+func mergeKeyedCharges(ops []*Op) []*Op {
+	type key struct {
+		user int64
+		key  string
+	}
+	first := map[key]int64{} // earliest call of an unanswered attempt
+	answered := map[key]bool{}
+	for _, op := range ops {
+		if op.Kind != KindCharge || op.Key == "" {
+			continue
+		}
+		k := key{op.User, op.Key}
+		switch op.Outcome {
+		case Unknown:
+			if c, ok := first[k]; !ok || op.Call < c {
+				first[k] = op.Call
+			}
+		case OK:
+			answered[k] = true
+		}
+	}
+	out := make([]*Op, 0, len(ops))
+	for _, op := range ops {
+		if op.Kind != KindCharge || op.Key == "" {
+			out = append(out, op)
+			continue
+		}
+		k := key{op.User, op.Key}
+		c, retried := first[k]
+		switch {
+		case !retried || !answered[k] || op.Outcome == Fail || op.Outcome == Refused:
+			out = append(out, op)
+		case op.Outcome == OK:
+			m := *op
+			m.Call = min(m.Call, c)
+			out = append(out, &m)
+		}
+		// an unanswered attempt of an answered keyed charge: in the merge
 	}
 	return out
 }

@@ -132,6 +132,19 @@ func TestWalletModel(t *testing.T) {
 			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Balance: 100, Call: 5, Return: 6},
 			&Op{Kind: KindBalance, User: 1, Balance: 100, Call: 7, Return: 8},
 		), porcupine.Ok},
+		{"unanswered keyed attempts merged with their answer", hist(
+			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Call: 1, Return: 2, Outcome: Unknown},
+			&Op{Kind: KindBalance, User: 1, Balance: 100, Call: 3, Return: 4},
+			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Call: 5, Return: 6, Outcome: Unknown},
+			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Balance: 100, Call: 7, Return: 8},
+			&Op{Kind: KindBalance, User: 1, Balance: 100, Call: 9, Return: 10},
+		), porcupine.Ok},
+		{"merged keyed attempts still add only once", hist(
+			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Call: 1, Return: 2, Outcome: Unknown},
+			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Call: 3, Return: 4, Outcome: Unknown},
+			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Balance: 100, Call: 5, Return: 6},
+			&Op{Kind: KindBalance, User: 1, Balance: 200, Call: 7, Return: 8},
+		), porcupine.Illegal},
 		{"a keyed retry that adds again", hist(
 			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Balance: 100, Call: 1, Return: 2},
 			&Op{Kind: KindCharge, User: 1, Amount: 100, Key: "k", Balance: 200, Call: 3, Return: 4},
