@@ -621,8 +621,8 @@ func (a *seatActor) debit(id int64) {
 
 // askWallet sends cmd to user's wallet, waiting at most timeout, and runs
 // then with the answer on this incarnation's goroutine (not at all if the
-// actor was replaced meanwhile). Under a Local placement no goroutine
-// waits for the answer (cluster.RequestAsync).
+// actor was replaced meanwhile). No goroutine waits for the answer where
+// the router can avoid it (cluster.RequestAsync).
 func (a *seatActor) askWallet(user int64, cmd proto.Message, timeout time.Duration, then func(proto.Message, error)) {
 	router, post := a.cfg.Router, a.j.Post()
 	if router == nil {

@@ -276,13 +276,7 @@ func (g *Grains) Request(ctx context.Context, kind, identity string, msg proto.M
 // way of Request on a goroutine, within what is left of timeout.
 func (g *Grains) RequestAsync(kind, identity string, msg proto.Message, timeout time.Duration, then func(proto.Message, error)) {
 	deadline := time.Now().Add(timeout)
-	inBackground := func() {
-		go func() {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			defer cancel()
-			then(g.Request(ctx, kind, identity, msg))
-		}()
-	}
+	inBackground := func() { RequestInBackground(g, kind, identity, msg, time.Until(deadline), then) }
 	pid, ok := g.c.PidCache.Get(identity, kind)
 	if !g.kinds[kind] || !ok || pid.GetAddress() != g.c.ActorSystem.Address() {
 		inBackground()

@@ -30,7 +30,7 @@ type Router interface {
 }
 
 // AsyncRequester is a Router that can hand a reply to a function instead
-// of blocking a goroutine on it (Local). RequestAsync delivers msg as
+// of blocking a goroutine on it (Local; Grains for a grain of this member). RequestAsync delivers msg as
 // Request does and calls then once with what Request would return —
 // ErrTimeout after timeout — on whichever goroutine has the answer, so then
 // must not block: an actor posts it to its own mailbox.

@@ -59,7 +59,7 @@ func (r *routes) shard(identity string) *routeShard {
 	return &r.shards[maphash.String(r.seed, identity)%routeShards]
 }
 
-// send delivers msg from sender (nil: none) straight to identity's child
+// send delivers msg from sender straight to identity's child
 // and reports true when the route is open and nothing for the identity
 // waits at the manager; otherwise it counts one more message pending at
 // the manager and reports false: the caller then sends it to the manager,
@@ -72,11 +72,7 @@ func (r *routes) send(root *actor.RootContext, identity string, msg any, sender 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if e := sh.m[identity]; e != nil && e.pid != nil && e.pending == 0 {
-		if sender == nil {
-			root.Send(e.pid, msg)
-		} else {
-			root.RequestWithCustomSender(e.pid, msg, sender)
-		}
+		root.RequestWithCustomSender(e.pid, msg, sender)
 		return true
 	}
 	sh.entry(identity).pending++
@@ -104,7 +100,7 @@ func (r *routes) handled(identity string, pid *actor.PID) {
 		return // cannot happen: each counted message made its entry
 	}
 	e.pending--
-	if pid != nil && e.leaving != nil && e.leaving.Equal(pid) {
+	if e.leavingChild(pid) {
 		pid = nil
 	}
 	e.pid = pid
@@ -121,7 +117,7 @@ func (r *routes) open(identity string, pid *actor.PID) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.entry(identity)
-	if e.leaving != nil && e.leaving.Equal(pid) {
+	if e.leavingChild(pid) {
 		// The child asked to leave again after the Stay the manager is
 		// acting on (the grant's close cleared any earlier mark): it stays
 		// closed until the manager sees that Leave.
@@ -158,6 +154,12 @@ func (r *routes) closeFor(identity string, pid *actor.PID) {
 		e.pid = nil
 	}
 	e.leaving = pid
+}
+
+// leavingChild reports whether pid is the child that closed its own route
+// to leave (closeFor), which only the manager's close reopens to others.
+func (e *route) leavingChild(pid *actor.PID) bool {
+	return pid != nil && e.leaving != nil && e.leaving.Equal(pid)
 }
 
 // entry is identity's route, made if there is none; sh.mu is held.

@@ -216,13 +216,12 @@ func openRoute(t *testing.T, l *Local, identity string, kind ...string) (pid *ac
 	return pid
 }
 
-// leaver logs each Int64Value; told "break" (a StringValue), it asks to
-// leave as a broken Journaled does — closing its route first, then
-// answering — and from then on hands every message back to its successor.
+// leaver is a recorder that, told "break" (a StringValue), asks to leave
+// as a broken Journaled does — closing its route first, then answering —
+// and from then on hands every message back to its successor.
 type leaver struct {
-	log      *journalLog
-	identity string
-	broken   bool
+	recorder
+	broken bool
 }
 
 func (b *leaver) Receive(ctx actor.Context) {
@@ -232,17 +231,14 @@ func (b *leaver) Receive(ctx actor.Context) {
 		LeaverOf(ctx)(false)
 		ctx.Respond(msg)
 	case *wrapperspb.Int64Value:
-		if b.broken {
-			time.Sleep(time.Millisecond) // hand back late: the manager has more time to hold later mail
-			HandBack(ctx)
+		if !b.broken {
+			b.recorder.Receive(ctx)
 			return
 		}
-		b.log.add(b.identity, msg.Value)
-		if ctx.Sender() != nil {
-			ctx.Respond(msg)
-		}
-	case *LeaveGranted:
-		ctx.Stop(ctx.Self())
+		time.Sleep(time.Millisecond) // hand back late: the manager has more time to hold later mail
+		HandBack(ctx)
+	default:
+		b.recorder.Receive(ctx)
 	}
 }
 
@@ -255,7 +251,7 @@ func TestLocalLeavingActorKeepsTheCallersOrder(t *testing.T) {
 	system := actor.NewActorSystem()
 	log := &journalLog{got: map[string][]int64{}}
 	l := NewLocal(system, map[string]Producer{
-		"brk": func(identity string) actor.Actor { return &leaver{log: log, identity: identity} },
+		"brk": func(identity string) actor.Actor { return &leaver{recorder: recorder{log: log, identity: identity}} },
 	})
 	t.Cleanup(func() { l.Stop(); system.Shutdown() })
 	ctx := context.Background()
