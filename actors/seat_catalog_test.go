@@ -45,9 +45,19 @@ func TestSeatCatalogStallBacksOff(t *testing.T) {
 	h.catalog.mu.Unlock()
 	before := h.catalog.fail(errors.Join(persistence.ErrUnavailable, errors.New("catalog stalled")))
 	h.start()
+	// All reads are sent at once, so each waits in the mailbox behind the
+	// stall (sent one after another, the later ones would arrive after the
+	// failure and could meet an expired backoff on a slow machine).
 	const reads = 5
+	errs := make(chan error, reads)
 	for range reads {
-		_, err := h.request("seat", stOption, &messages.GetAvailability{})
+		go func() {
+			_, err := h.request("seat", stOption, &messages.GetAvailability{})
+			errs <- err
+		}()
+	}
+	for range reads {
+		err := <-errs
 		require.Equal(t, messages.CodeStoreUnavailable, seatCode(err), "read while the catalog stalls: %v", err)
 	}
 	loads := h.catalog.fail(nil) - before

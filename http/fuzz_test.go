@@ -155,7 +155,8 @@ func FuzzClientText(f *testing.F) {
 
 func startFuzzNode(f *testing.F) *fuzzNode {
 	f.Helper()
-	e := startNodeTB(f, node.Config{AdminKey: adminKey, RequestTimeout: 3 * time.Second, HoldLimit: 1000, ActiveTokens: 100000})
+	// A fuzzing machine is busy: a 503 for load would be saved as a crash.
+	e := startNodeTB(f, node.Config{AdminKey: adminKey, RequestTimeout: 10 * time.Second, HoldLimit: 1000, ActiveTokens: 100000})
 	fz := &fuzzNode{env: e, date: day(1)}
 	r := rawDo(f, e.base, "POST", "/admin/concerts",
 		fmt.Sprintf(`{"title":"fuzz","dates":[%q],"seatsPerDate":1000,"price":100}`, fz.date), "X-Admin-Key", adminKey)

@@ -37,7 +37,7 @@ func metricValue(text, name, labels string) (float64, bool) {
 // top-ups, a token stream, snapshots — and checks that /metrics carries
 // every operator series with the counts that traffic implies.
 func TestE2EOperatorMetrics(t *testing.T) {
-	e := startNode(t, node.Config{AdminKey: adminKey, ActiveTokens: 1, HoldTTL: 2 * time.Second, // long enough to pay on a busy machine
+	e := startNode(t, node.Config{AdminKey: adminKey, ActiveTokens: 1, HoldTTL: 5 * time.Second, // long enough to pay on a busy 2-core machine under -race
 		SnapshotEvery: 3, StreamInterval: 20 * time.Millisecond})
 	concertID, _ := e.concert(1000, 10, day(1))
 	seats := e.freeSeats(concertID, day(1))
@@ -64,7 +64,7 @@ func TestE2EOperatorMetrics(t *testing.T) {
 		v, ok := metricValue(text, name, labels)
 		return ok && v >= want
 	}
-	waitFor(t, 10*time.Second, "hold expiries and snapshots in /metrics", func() bool {
+	waitFor(t, 20*time.Second, "hold expiries and snapshots in /metrics", func() bool {
 		text = scrape()
 		return atLeast("seat_hold_expiries_total", "", 2) && atLeast("snapshot_size_bytes_count", `kind="seat"`, 1)
 	})

@@ -75,16 +75,18 @@ func TestPprofBlockProfileSamplesWhileAsked(t *testing.T) {
 	go func() {
 		defer close(done)
 		// Block once the profile samples (it turns both kinds on together),
-		// and end well inside its second.
+		// and end well inside its two seconds. A block is recorded when it
+		// ends, so it ends 500ms after sampling starts: the profile's first
+		// snapshot is surely taken by then, even on a busy machine.
 		for deadline := time.Now().Add(5 * time.Second); runtime.SetMutexProfileFraction(-1) == 0; {
 			if time.Now().After(deadline) {
 				return
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		blockOnChannelForPprofTest(100 * time.Millisecond)
+		blockOnChannelForPprofTest(500 * time.Millisecond)
 	}()
-	req := httptest.NewRequest("GET", "/debug/pprof/block?seconds=1", nil)
+	req := httptest.NewRequest("GET", "/debug/pprof/block?seconds=2", nil)
 	req.Header.Set("X-Admin-Key", "k")
 	res, err := app.Test(req, -1)
 	if err != nil {

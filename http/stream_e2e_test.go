@@ -179,8 +179,9 @@ func TestE2ETokenStreamOfAReplacedSecret(t *testing.T) {
 func TestE2ETokenStreamHeartbeatAndIdleExpiry(t *testing.T) {
 	// The token's idle time runs from its issue: the stream must be open
 	// and have had its three heartbeats (0.6 s) before the TTL is out,
-	// however long a busy machine takes to open it.
-	const ttl = 2 * time.Second
+	// however long a busy machine takes to open it (seconds under -race on
+	// a loaded 2-core machine).
+	const ttl = 4 * time.Second
 	e := startNode(t, node.Config{TokenIdleTTL: ttl,
 		StreamInterval: 20 * time.Millisecond, StreamHeartbeat: 200 * time.Millisecond})
 	user := e.user("fan")
@@ -202,13 +203,14 @@ func TestE2ETokenStreamHeartbeatAndIdleExpiry(t *testing.T) {
 // stays in line past WAIT_IDLE_TTL without a poll; one that nobody
 // follows leaves the line.
 func TestE2ETokenStreamKeepsItsPlace(t *testing.T) {
-	e := startNode(t, node.Config{ActiveTokens: 1, WaitIdleTTL: time.Second,
+	const waitTTL = 2 * time.Second // the slack a busy machine has to open the stream
+	e := startNode(t, node.Config{ActiveTokens: 1, WaitIdleTTL: waitTTL,
 		StreamInterval: 20 * time.Millisecond, StreamHeartbeat: 100 * time.Millisecond})
 	e.token(e.user("active"))
 	followedUser, aloneUser := e.user("followed"), e.user("alone")
 	// The stream is opened right after the token's issue: it keeps the
 	// token in line only from then on, and another request in between
-	// could take the second of WAIT_IDLE_TTL on a busy machine.
+	// could take WAIT_IDLE_TTL on a busy machine.
 	followed := e.token(followedUser)
 	s := e.openStream(followed)
 	s.want(`{"status":"WAIT","position":1}`)
@@ -221,7 +223,7 @@ func TestE2ETokenStreamKeepsItsPlace(t *testing.T) {
 		return waiting == 1
 	})
 	// ... while the followed one stays, three WAIT_IDLE_TTLs without a poll.
-	time.Sleep(time.Until(issued.Add(3 * time.Second)))
+	time.Sleep(time.Until(issued.Add(3 * waitTTL)))
 	require.Equal(t, "WAIT", e.ok(200, e.do("GET", "/users/token", nil, bearer(followed)))["status"])
 	require.Equal(t, "EXPIRED", e.ok(200, e.do("GET", "/users/token", nil, bearer(alone)))["status"])
 	// Its place never changed (the one behind it left): no event but heartbeats.
