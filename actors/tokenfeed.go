@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -22,11 +23,13 @@ const (
 	feedDefaultSubscribe = time.Second
 	feedDefaultResync    = 5 * time.Minute
 	feedRequestTimeout   = 2 * time.Second
-	feedLookupTimeout    = time.Second
-	feedUnknownTTL       = 2 * time.Second
-	feedUnknownMax       = 100_000
-	feedSnapshotChunk    = 5000
-	feedSubscriberTTL    = 10 * time.Second
+	// feedLookupTimeout caps a lookup whose caller set no sooner deadline
+	// (the default REQUEST_TIMEOUT); a request's own deadline ends it first.
+	feedLookupTimeout = 5 * time.Second
+	feedUnknownTTL    = 2 * time.Second
+	feedUnknownMax    = 100_000
+	feedSnapshotChunk = 5000
+	feedSubscriberTTL = 10 * time.Second
 	// feedSnapshotGrace is how long the queue manager waits for a node to
 	// apply the snapshot it was sent before it sends another unasked.
 	feedSnapshotGrace = 10 * time.Second
@@ -91,7 +94,7 @@ type TokenFeedConfig struct {
 type lookupCall struct {
 	done  chan struct{}
 	check TokenCheck
-	ok    bool
+	err   error
 }
 
 // NewTokenFeed spawns the node's feed actor; Start begins subscribing.
@@ -173,16 +176,20 @@ func (f *TokenFeed) Resync() {
 	}
 }
 
-// Check implements the booking service's token check: the table, or once
-// for a token it has not heard of, the queue manager.
-func (f *TokenFeed) Check(token string, now time.Time) (TokenCheck, bool) {
+// Lookup implements the booking service's token check: the table, or once
+// for a token it has not heard of, the queue manager, within ctx. It
+// returns ErrUnknownToken for a token the manager does not know, and
+// another error (wrapping the router's) when the manager could not answer
+// in time: a valid token is never called unknown because the cluster was
+// slow.
+func (f *TokenFeed) Lookup(ctx context.Context, token string, now time.Time) (TokenCheck, error) {
 	if c, ok := f.table.Check(token, now); ok {
-		return c, true
+		return c, nil
 	}
 	if f.local.Load() != 0 || token == "" {
-		return TokenCheck{}, false // the table is the manager's own
+		return TokenCheck{}, ErrUnknownToken // the table is the manager's own
 	}
-	return f.lookup(token)
+	return f.lookup(ctx, token)
 }
 
 // Waiting returns the number of WAIT tokens this node's table shows.
@@ -218,19 +225,23 @@ func (f *TokenFeed) observeLag(d time.Duration) {
 // lookup asks the queue manager for a token this node has not heard of,
 // once however many checks ask at the same time, and remembers a token it
 // does not know for a moment (so made-up tokens do not reach it each time).
-func (f *TokenFeed) lookup(token string) (TokenCheck, bool) {
+func (f *TokenFeed) lookup(ctx context.Context, token string) (TokenCheck, error) {
 	now := time.Now()
 	f.unknownMu.Lock()
 	until, known := f.unknown[token]
 	f.unknownMu.Unlock()
 	if known && now.Before(until) {
-		return TokenCheck{}, false
+		return TokenCheck{}, ErrUnknownToken
 	}
 	f.flightMu.Lock()
 	if c := f.flight[token]; c != nil {
 		f.flightMu.Unlock()
-		<-c.done
-		return c.check, c.ok
+		select {
+		case <-c.done:
+			return c.check, c.err
+		case <-ctx.Done():
+			return TokenCheck{}, fmt.Errorf("token lookup: %w", ctx.Err())
+		}
 	}
 	c := &lookupCall{done: make(chan struct{})}
 	f.flight[token] = c
@@ -243,12 +254,17 @@ func (f *TokenFeed) lookup(token string) (TokenCheck, bool) {
 	}()
 
 	f.lookups.Inc()
-	ctx, cancel := context.WithTimeout(context.Background(), feedLookupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, feedLookupTimeout)
 	defer cancel()
 	res, err := f.cfg.Router.Request(ctx, "queue", "main", &clusterpb.FeedLookup{Token: digestOf(token)})
 	entry, _ := res.(*clusterpb.FeedEntry)
-	if err != nil || entry == nil {
-		return TokenCheck{}, false // unknown for now; the next check asks again
+	if err == nil && entry == nil {
+		err = fmt.Errorf("unexpected answer %T", res)
+	}
+	if err != nil {
+		// Not known to be unknown: the next check asks again.
+		c.err = fmt.Errorf("token lookup: %w", err)
+		return TokenCheck{}, c.err
 	}
 	if !entry.GetFound() {
 		f.unknownMu.Lock()
@@ -257,15 +273,15 @@ func (f *TokenFeed) lookup(token string) (TokenCheck, bool) {
 		}
 		f.unknown[token] = now.Add(feedUnknownTTL)
 		f.unknownMu.Unlock()
-		return TokenCheck{}, false
+		c.err = ErrUnknownToken
+		return TokenCheck{}, c.err
 	}
 	t := entry.GetToken()
 	st := messages.TokenStatus(t.GetStatus())
 	c.check = TokenCheck{TokenID: t.GetTokenId(), UserID: t.GetUserId(), Status: st,
 		PaidExpired: st == messages.TokenStatus_TOKEN_EXPIRED && t.GetPaid()}
-	c.ok = true
 	f.cfg.System.Root.Send(f.pid, entry)
-	return c.check, true
+	return c.check, nil
 }
 
 // loop subscribes and reports uses until Stop.

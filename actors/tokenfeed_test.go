@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -35,12 +36,17 @@ type countingRouter struct {
 	touches     atomic.Int64
 	failTouches atomic.Bool
 	unreachable atomic.Bool // subscriptions fail too
+	slowLookups atomic.Bool // lookups get no answer before their deadline
 }
 
 func (r *countingRouter) Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error) {
 	switch msg.(type) {
 	case *clusterpb.FeedLookup:
 		r.lookups.Add(1)
+		if r.slowLookups.Load() {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
 	case *clusterpb.FeedTouches:
 		r.touches.Add(1)
 		if r.failTouches.Load() || r.unreachable.Load() {
@@ -167,9 +173,9 @@ func TestTokenFeedLooksUpOnce(t *testing.T) {
 	r := newFeedRig(t, false) // never subscribes: it hears of nothing
 	tok := r.issue(t, 1)
 	for i := range 3 {
-		c, ok := r.feed.Check(tok.GetToken(), time.Now())
-		if !ok || c.Status != messages.TokenStatus_TOKEN_ACTIVE {
-			t.Fatalf("check of a token issued elsewhere: %+v %v", c, ok)
+		c, err := r.feed.Lookup(context.Background(), tok.GetToken(), time.Now())
+		if err != nil || c.Status != messages.TokenStatus_TOKEN_ACTIVE {
+			t.Fatalf("check of a token issued elsewhere: %+v %v", c, err)
 		}
 		if i == 0 {
 			// The looked-up entry reaches the table through the feed's
@@ -179,8 +185,8 @@ func TestTokenFeedLooksUpOnce(t *testing.T) {
 		}
 	}
 	for range 3 {
-		if _, ok := r.feed.Check("never-issued", time.Now()); ok {
-			t.Fatal("a made-up token passed")
+		if _, err := r.feed.Lookup(context.Background(), "never-issued", time.Now()); !errors.Is(err, ErrUnknownToken) {
+			t.Fatalf("a made-up token: %v, want ErrUnknownToken", err)
 		}
 	}
 	if n := r.router.lookups.Load(); n != 2 {
@@ -188,8 +194,39 @@ func TestTokenFeedLooksUpOnce(t *testing.T) {
 	}
 }
 
+// TestTokenFeedSlowLookupIsNotUnknown: when the queue manager cannot
+// answer a lookup before the caller's deadline (a busy or moving manager),
+// the token is not called unknown (which the API answers 401, telling a fan
+// with a valid token to start over) nor remembered as unknown; the next
+// check, once the manager answers, finds it.
+func TestTokenFeedSlowLookupIsNotUnknown(t *testing.T) {
+	r := newFeedRig(t, false) // never subscribes: every check looks up
+	tok := r.issue(t, 1)
+	r.router.slowLookups.Store(true)
+	const callers = 8
+	errs := make(chan error, callers)
+	for range callers { // one lookup in flight, the others wait on it
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			_, err := r.feed.Lookup(ctx, tok.GetToken(), time.Now())
+			errs <- err
+		}()
+	}
+	for range callers {
+		if err := <-errs; err == nil || errors.Is(err, ErrUnknownToken) {
+			t.Fatalf("lookup with no answer in time: %v, want an error other than ErrUnknownToken", err)
+		}
+	}
+	r.router.slowLookups.Store(false)
+	c, err := r.feed.Lookup(context.Background(), tok.GetToken(), time.Now())
+	if err != nil || c.UserID != 1 {
+		t.Fatalf("lookup once the manager answers: %+v %v", c, err)
+	}
+}
+
 // BenchmarkTokenFeedCheck is BenchmarkTokenTableCheck through the feed's
-// Check (what the booking service calls on a cluster node): a hit costs no
+// Lookup (what the booking service calls on a cluster node): a hit costs no
 // more than the table.
 func BenchmarkTokenFeedCheck(b *testing.B) {
 	tt := NewTokenTable()
@@ -202,13 +239,14 @@ func BenchmarkTokenFeedCheck(b *testing.B) {
 		tt.publish(tokens[i], newTokenEntry(int64(i), int64(i), now.UnixNano()), messages.TokenStatus_TOKEN_ACTIVE, false)
 	}
 	var seed atomic.Int64
+	ctx := context.Background()
 	b.SetParallelism(16)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(seed.Add(7919))
 		for pb.Next() {
 			i += 10
-			if _, ok := f.Check(tokens[i%n], time.Now()); !ok {
+			if _, err := f.Lookup(ctx, tokens[i%n], time.Now()); err != nil {
 				b.Error("token not found")
 				return
 			}

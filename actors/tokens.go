@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"errors"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -102,6 +104,20 @@ func (t *TokenTable) Check(token string, now time.Time) (TokenCheck, bool) {
 		return TokenCheck{}, false
 	}
 	return t.checkKey(digestOf(token), now)
+}
+
+// ErrUnknownToken is Lookup's answer for a token nobody knows: never
+// issued, or expired and no longer retained by the queue manager.
+var ErrUnknownToken = errors.New("unknown token")
+
+// Lookup is Check in the booking service's terms: ErrUnknownToken for a
+// token the table does not know. A table answers from memory, so ctx is
+// not used; it is there for TokenFeed, which may ask another node.
+func (t *TokenTable) Lookup(_ context.Context, token string, now time.Time) (TokenCheck, error) {
+	if c, ok := t.Check(token, now); ok {
+		return c, nil
+	}
+	return TokenCheck{}, ErrUnknownToken
 }
 
 // checkKey is Check of a token known by its key (digestOf).

@@ -15,8 +15,8 @@ import (
 // the payment being retried expired the old one.
 type freshTokens struct{}
 
-func (freshTokens) Check(string, time.Time) (actors.TokenCheck, bool) {
-	return actors.TokenCheck{TokenID: 2, UserID: 7, Status: messages.TokenStatus_TOKEN_ACTIVE}, true
+func (freshTokens) Lookup(context.Context, string, time.Time) (actors.TokenCheck, error) {
+	return actors.TokenCheck{TokenID: 2, UserID: 7, Status: messages.TokenStatus_TOKEN_ACTIVE}, nil
 }
 func (freshTokens) Waiting() int { return 0 }
 func (freshTokens) Active() int  { return 0 }

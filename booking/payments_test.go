@@ -16,8 +16,8 @@ import (
 // paidTokens knows one token, expired because its user paid.
 type paidTokens struct{}
 
-func (paidTokens) Check(string, time.Time) (actors.TokenCheck, bool) {
-	return actors.TokenCheck{TokenID: 1, UserID: 7, Status: messages.TokenStatus_TOKEN_EXPIRED, PaidExpired: true}, true
+func (paidTokens) Lookup(context.Context, string, time.Time) (actors.TokenCheck, error) {
+	return actors.TokenCheck{TokenID: 1, UserID: 7, Status: messages.TokenStatus_TOKEN_EXPIRED, PaidExpired: true}, nil
 }
 func (paidTokens) Waiting() int { return 0 }
 func (paidTokens) Active() int  { return 0 }

@@ -2,17 +2,21 @@ package booking
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/concert/ticketing/actors"
 	"github.com/concert/ticketing/messages"
 )
 
-// Tokens answers token checks without a message round trip (the queue
-// manager's token table). Check reports false for a token it never saw or
-// has forgotten. Safe for concurrent use.
+// Tokens answers token checks, from memory when it can (the queue
+// manager's token table, or a node's copy of it). Lookup returns
+// actors.ErrUnknownToken for a token nobody issued or that is forgotten,
+// and any other error when it could not tell within ctx (a node asking the
+// queue manager elsewhere in the cluster): that is answered 503, since the
+// token may well be valid. Safe for concurrent use.
 type Tokens interface {
-	Check(token string, now time.Time) (actors.TokenCheck, bool)
+	Lookup(ctx context.Context, token string, now time.Time) (actors.TokenCheck, error)
 	// Waiting is the number of tokens in line.
 	Waiting() int
 	// Active is the number of active tokens.
@@ -35,9 +39,13 @@ func (s *Service) authorize(ctx context.Context, token string, mode access) (act
 	if token == "" {
 		return actors.TokenCheck{}, messages.Reject(messages.CodeTokenInvalid, "missing bearer token")
 	}
-	chk, ok := s.tokens.Check(token, s.now())
-	if !ok {
+	chk, err := s.tokens.Lookup(ctx, token, s.now())
+	switch {
+	case errors.Is(err, actors.ErrUnknownToken):
 		return actors.TokenCheck{}, messages.Reject(messages.CodeTokenInvalid, "unknown token")
+	case err != nil:
+		return actors.TokenCheck{}, messages.Reject(messages.CodeStoreUnavailable,
+			"the token could not be checked in time; retry")
 	}
 	if err := sameIdentity(ctx, chk.UserID); err != nil {
 		return chk, err
