@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,8 +24,8 @@ const (
 	feedDefaultSubscribe = time.Second
 	feedDefaultResync    = 5 * time.Minute
 	feedRequestTimeout   = 2 * time.Second
-	// feedLookupTimeout caps a lookup whose caller set no sooner deadline
-	// (the default REQUEST_TIMEOUT); a request's own deadline ends it first.
+	// feedLookupTimeout bounds the one request of a lookup, however long
+	// its checks may wait (the default REQUEST_TIMEOUT).
 	feedLookupTimeout = 5 * time.Second
 	feedUnknownTTL    = 2 * time.Second
 	feedUnknownMax    = 100_000
@@ -222,9 +223,18 @@ func (f *TokenFeed) observeLag(d time.Duration) {
 	f.lagMu.Unlock()
 }
 
+// errLookupAborted is a lookup's answer until its request ends: a lookup
+// that never finished says so rather than "found" with a zero check.
+var errLookupAborted = errors.New("token lookup: aborted")
+
 // lookup asks the queue manager for a token this node has not heard of,
 // once however many checks ask at the same time, and remembers a token it
 // does not know for a moment (so made-up tokens do not reach it each time).
+//
+// The one request runs on its own goroutine, bounded by feedLookupTimeout,
+// not by the context of whichever check started it: each check waits for
+// it within its own context, and for at most half of the time left before
+// its deadline, so a token found late still leaves the call time to act.
 func (f *TokenFeed) lookup(ctx context.Context, token string) (TokenCheck, error) {
 	now := time.Now()
 	f.unknownMu.Lock()
@@ -234,27 +244,38 @@ func (f *TokenFeed) lookup(ctx context.Context, token string) (TokenCheck, error
 		return TokenCheck{}, ErrUnknownToken
 	}
 	f.flightMu.Lock()
-	if c := f.flight[token]; c != nil {
-		f.flightMu.Unlock()
-		select {
-		case <-c.done:
-			return c.check, c.err
-		case <-ctx.Done():
-			return TokenCheck{}, fmt.Errorf("token lookup: %w", ctx.Err())
-		}
+	c := f.flight[token]
+	if c == nil {
+		c = &lookupCall{done: make(chan struct{}), err: errLookupAborted}
+		f.flight[token] = c
+		f.lookups.Inc()
+		go f.ask(token, c)
 	}
-	c := &lookupCall{done: make(chan struct{})}
-	f.flight[token] = c
 	f.flightMu.Unlock()
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Until(deadline)/2)
+		defer cancel()
+	}
+	select {
+	case <-c.done:
+		return c.check, c.err
+	case <-ctx.Done():
+		return TokenCheck{}, fmt.Errorf("token lookup: %w", ctx.Err())
+	}
+}
+
+// ask is the one request of a lookup: it sets c's answer, then closes
+// c.done.
+func (f *TokenFeed) ask(token string, c *lookupCall) {
 	defer func() {
 		f.flightMu.Lock()
 		delete(f.flight, token)
 		f.flightMu.Unlock()
 		close(c.done)
 	}()
-
-	f.lookups.Inc()
-	ctx, cancel := context.WithTimeout(ctx, feedLookupTimeout)
+	asked := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), feedLookupTimeout)
 	defer cancel()
 	res, err := f.cfg.Router.Request(ctx, "queue", "main", &clusterpb.FeedLookup{Token: digestOf(token)})
 	entry, _ := res.(*clusterpb.FeedEntry)
@@ -264,24 +285,24 @@ func (f *TokenFeed) lookup(ctx context.Context, token string) (TokenCheck, error
 	if err != nil {
 		// Not known to be unknown: the next check asks again.
 		c.err = fmt.Errorf("token lookup: %w", err)
-		return TokenCheck{}, c.err
+		return
 	}
 	if !entry.GetFound() {
 		f.unknownMu.Lock()
 		if len(f.unknown) >= feedUnknownMax {
 			f.unknown = map[string]time.Time{}
 		}
-		f.unknown[token] = now.Add(feedUnknownTTL)
+		f.unknown[token] = asked.Add(feedUnknownTTL)
 		f.unknownMu.Unlock()
 		c.err = ErrUnknownToken
-		return TokenCheck{}, c.err
+		return
 	}
 	t := entry.GetToken()
 	st := messages.TokenStatus(t.GetStatus())
 	c.check = TokenCheck{TokenID: t.GetTokenId(), UserID: t.GetUserId(), Status: st,
 		PaidExpired: st == messages.TokenStatus_TOKEN_EXPIRED && t.GetPaid()}
+	c.err = nil
 	f.cfg.System.Root.Send(f.pid, entry)
-	return c.check, nil
 }
 
 // loop subscribes and reports uses until Stop.

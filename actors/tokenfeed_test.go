@@ -36,16 +36,21 @@ type countingRouter struct {
 	touches     atomic.Int64
 	failTouches atomic.Bool
 	unreachable atomic.Bool // subscriptions fail too
-	slowLookups atomic.Bool // lookups get no answer before their deadline
+	// lookupGate, while set, holds every lookup until it is closed (a
+	// manager that does not answer).
+	lookupGate atomic.Pointer[chan struct{}]
 }
 
 func (r *countingRouter) Request(ctx context.Context, kind, identity string, msg proto.Message) (proto.Message, error) {
 	switch msg.(type) {
 	case *clusterpb.FeedLookup:
 		r.lookups.Add(1)
-		if r.slowLookups.Load() {
-			<-ctx.Done()
-			return nil, ctx.Err()
+		if gate := r.lookupGate.Load(); gate != nil {
+			select {
+			case <-*gate:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 	case *clusterpb.FeedTouches:
 		r.touches.Add(1)
@@ -194,18 +199,31 @@ func TestTokenFeedLooksUpOnce(t *testing.T) {
 	}
 }
 
-// TestTokenFeedSlowLookupIsNotUnknown: when the queue manager cannot
-// answer a lookup before the caller's deadline (a busy or moving manager),
-// the token is not called unknown (which the API answers 401, telling a fan
-// with a valid token to start over) nor remembered as unknown; the next
-// check, once the manager answers, finds it.
+// TestTokenFeedSlowLookupIsNotUnknown: while the queue manager does not
+// answer a lookup (busy, or moving), checks of the token are one request,
+// each check gives up within its own deadline whoever started the request,
+// and none calls the token unknown (which the API answers 401, telling a
+// fan with a valid token to start over) nor remembers it as unknown; the
+// check with time to wait gets the answer once the manager gives it.
 func TestTokenFeedSlowLookupIsNotUnknown(t *testing.T) {
 	r := newFeedRig(t, false) // never subscribes: every check looks up
 	tok := r.issue(t, 1)
-	r.router.slowLookups.Store(true)
-	const callers = 8
-	errs := make(chan error, callers)
-	for range callers { // one lookup in flight, the others wait on it
+	gate := make(chan struct{})
+	r.router.lookupGate.Store(&gate)
+	patient := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, err := r.feed.Lookup(ctx, tok.GetToken(), time.Now())
+		if err == nil && c.UserID != 1 {
+			err = fmt.Errorf("found %+v, want user 1", c)
+		}
+		patient <- err
+	}()
+	actortest.Eventually(t, 5*time.Second, func() bool { return r.router.lookups.Load() == 1 }, "the lookup to be asked")
+	const hurried = 8
+	errs := make(chan error, hurried)
+	for range hurried {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
@@ -213,15 +231,26 @@ func TestTokenFeedSlowLookupIsNotUnknown(t *testing.T) {
 			errs <- err
 		}()
 	}
-	for range callers {
-		if err := <-errs; err == nil || errors.Is(err, ErrUnknownToken) {
-			t.Fatalf("lookup with no answer in time: %v, want an error other than ErrUnknownToken", err)
+	for range hurried {
+		select {
+		case err := <-errs:
+			if err == nil || errors.Is(err, ErrUnknownToken) {
+				t.Fatalf("a check with no answer in time: %v, want an error other than ErrUnknownToken", err)
+			}
+		case <-time.After(3 * time.Second): // under the lookup's own 5s bound
+			t.Fatal("a check waited past its own deadline for a lookup another check started")
 		}
 	}
-	r.router.slowLookups.Store(false)
+	if n := r.router.lookups.Load(); n != 1 {
+		t.Fatalf("%d lookups while the manager was silent, want 1", n)
+	}
+	close(gate)
+	if err := <-patient; err != nil {
+		t.Fatalf("the check with time to wait: %v", err)
+	}
 	c, err := r.feed.Lookup(context.Background(), tok.GetToken(), time.Now())
 	if err != nil || c.UserID != 1 {
-		t.Fatalf("lookup once the manager answers: %+v %v", c, err)
+		t.Fatalf("a check once the manager answered: %+v %v", c, err)
 	}
 }
 

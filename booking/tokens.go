@@ -3,6 +3,7 @@ package booking
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/concert/ticketing/actors"
@@ -44,8 +45,9 @@ func (s *Service) authorize(ctx context.Context, token string, mode access) (act
 	case errors.Is(err, actors.ErrUnknownToken):
 		return actors.TokenCheck{}, messages.Reject(messages.CodeTokenInvalid, "unknown token")
 	case err != nil:
-		return actors.TokenCheck{}, messages.Reject(messages.CodeStoreUnavailable,
-			"the token could not be checked in time; retry")
+		// The cause stays in the chain for the log; the client sees 503.
+		return actors.TokenCheck{}, fmt.Errorf("%w: %w", messages.Reject(messages.CodeStoreUnavailable,
+			"the token could not be checked in time; retry"), err)
 	}
 	if err := sameIdentity(ctx, chk.UserID); err != nil {
 		return chk, err

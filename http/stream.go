@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,9 @@ const (
 	// and is dropped at its first blocked write, so a shard's scan stalls
 	// at most this long per such client.
 	streamWriteTimeout = 100 * time.Millisecond
+	// streamLookupTimeout bounds finding a token this node's feed does not
+	// show yet (the default REQUEST_TIMEOUT).
+	streamLookupTimeout = 5 * time.Second
 )
 
 // StreamOptions configure the token streams. Zero values take the defaults.
@@ -104,6 +108,11 @@ type StreamOptions struct {
 	// Limit is the most streams open at once (default 50,000); a stream
 	// beyond it is refused with 503.
 	Limit int
+	// Lookup finds a token the feed does not show yet (a cluster node's
+	// token feed asks the queue manager); it returns actors.ErrUnknownToken
+	// for a token nobody knows. Nil: a token the feed does not show is
+	// unknown (the feed is the queue manager's own table).
+	Lookup func(ctx context.Context, token string, now time.Time) (actors.TokenCheck, error)
 	// Registerer receives the token_stream* series (none when nil).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -206,10 +215,9 @@ func (s *Streams) handler(c *fiber.Ctx) error {
 	if token == "" {
 		return messages.Reject(messages.CodeTokenInvalid, "missing bearer token")
 	}
-	version := s.feed.Version() // before the state: a later change is seen
-	state, ok := s.feed.State(token)
-	if !ok {
-		return messages.Reject(messages.CodeTokenInvalid, "unknown token")
+	version, state, err := s.stateOf(c.UserContext(), token)
+	if err != nil {
+		return err
 	}
 	if id, ok := booking.IdentityOf(c.UserContext()); ok && id != state.UserID {
 		return messages.Reject(messages.CodeIdentityMismatch, "the request acts for another user than its identity")
@@ -230,6 +238,44 @@ func (s *Streams) handler(c *fiber.Ctx) error {
 		s.start(nc, token, state, version, now)
 	})
 	return nil
+}
+
+// stateOf returns the feed's version and token's state, looking the token
+// up first when the feed does not show it yet: an unknown token is 401, one
+// that could not be checked in time 503 (it may well be valid).
+func (s *Streams) stateOf(ctx context.Context, token string) (uint64, actors.TokenState, error) {
+	version := s.feed.Version() // before the state: a later change is seen
+	if state, ok := s.feed.State(token); ok {
+		return version, state, nil
+	}
+	if s.opt.Lookup == nil {
+		return 0, actors.TokenState{}, messages.Reject(messages.CodeTokenInvalid, "unknown token")
+	}
+	ctx, cancel := context.WithTimeout(ctx, streamLookupTimeout)
+	defer cancel()
+	_, err := s.opt.Lookup(ctx, token, time.Now())
+	switch {
+	case errors.Is(err, actors.ErrUnknownToken):
+		return 0, actors.TokenState{}, messages.Reject(messages.CodeTokenInvalid, "unknown token")
+	case err != nil:
+		return 0, actors.TokenState{}, fmt.Errorf("%w: token stream: %w", persistence.ErrUnavailable, err)
+	}
+	// Found: the feed applies the entry on its own goroutine, a moment
+	// after the lookup answered.
+	for tick := time.NewTicker(5 * time.Millisecond); ; {
+		version = s.feed.Version()
+		if state, ok := s.feed.State(token); ok {
+			tick.Stop()
+			return version, state, nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			tick.Stop()
+			return 0, actors.TokenState{}, fmt.Errorf("%w: token stream: the looked-up token did not reach the feed: %w",
+				persistence.ErrUnavailable, ctx.Err())
+		}
+	}
 }
 
 func (s *Streams) full() bool {

@@ -2,6 +2,9 @@ package http
 
 import (
 	"bufio"
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/concert/ticketing/actors"
 	"github.com/concert/ticketing/messages"
+	"github.com/concert/ticketing/persistence"
 )
 
 // The hub's own tests: a fake token feed, net.Pipe connections and scans
@@ -417,4 +421,50 @@ func TestStreamHubLimitAndClose(t *testing.T) {
 	require.Equal(t, 0, h.s.Open())
 	c := h.open(t, "b")
 	require.Contains(t, c.head, "503 Service Unavailable")
+}
+
+// TestStreamLooksUpATokenTheFeedDoesNotShow: on a cluster node a stream may
+// be opened for a token the node has not heard of yet. It is looked up: a
+// token nobody knows is 401, one that could not be checked in time is 503
+// (never 401: it may well be valid), and one found opens once the feed
+// shows it. Without a Lookup (the queue manager's own table) a miss is 401.
+func TestStreamLooksUpATokenTheFeedDoesNotShow(t *testing.T) {
+	var h *hubEnv
+	lookup := func(answer error) func(context.Context, string, time.Time) (actors.TokenCheck, error) {
+		return func(_ context.Context, token string, _ time.Time) (actors.TokenCheck, error) {
+			if answer == nil {
+				// The feed applies a found entry a moment later.
+				go func() {
+					time.Sleep(20 * time.Millisecond)
+					h.feed.set(token, messages.TokenStatus_TOKEN_WAIT, 3)
+				}()
+			}
+			return actors.TokenCheck{}, answer
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		lookup func(context.Context, string, time.Time) (actors.TokenCheck, error)
+		want   string // a rejection's code, "unavailable", or "" for the state
+	}{
+		{"no lookup", nil, messages.CodeTokenInvalid},
+		{"unknown", lookup(actors.ErrUnknownToken), messages.CodeTokenInvalid},
+		{"no answer in time", lookup(fmt.Errorf("token lookup: %w", context.DeadlineExceeded)), "unavailable"},
+		{"found", lookup(nil), ""},
+	} {
+		h = newHub(t, StreamOptions{Lookup: c.lookup})
+		_, state, err := h.s.stateOf(context.Background(), "tok")
+		var rej *messages.Rejection
+		switch {
+		case c.want == "":
+			require.NoError(t, err, c.name)
+			require.Equal(t, int64(3), state.Position, c.name)
+		case c.want == "unavailable":
+			require.ErrorIs(t, err, persistence.ErrUnavailable, c.name)
+			require.False(t, errors.As(err, &rej), "%s: %v", c.name, err)
+		default:
+			require.True(t, errors.As(err, &rej), "%s: %v", c.name, err)
+			require.Equal(t, c.want, rej.GetCode(), c.name)
+		}
+	}
 }

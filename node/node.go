@@ -254,7 +254,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         cfg.Logger,
 	})
+	var lookup func(context.Context, string, time.Time) (actors.TokenCheck, error)
+	if n.feed != nil {
+		lookup = n.feed.Lookup // a token this node has not heard of yet
+	}
 	n.streams = httpapi.NewStreams(n.tokens, httpapi.StreamOptions{
+		Lookup:    lookup,
 		Interval:  cfg.StreamInterval,
 		Heartbeat: cfg.StreamHeartbeat,
 		// An open stream of a waiting token counts as a poll: often enough
