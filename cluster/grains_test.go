@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,9 +102,13 @@ func startTestGrains(t testing.TB) *Grains {
 func TestGrainsReachByKindAndIdentity(t *testing.T) {
 	g := startTestGrains(t)
 	started := activations["f"]
+	before := started.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, id := range []string{"a", "b", "a"} {
+	// Identities of this run only: the grains are shared by the package's
+	// tests and by every -count repetition.
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for _, id := range []string{"a" + run, "b" + run, "a" + run} {
 		res, err := g.Request(ctx, "f", id, wrapperspb.String("hi"))
 		if err != nil {
 			t.Fatal(err)
@@ -112,8 +117,8 @@ func TestGrainsReachByKindAndIdentity(t *testing.T) {
 			t.Fatalf("grain %s answered as %q", id, got)
 		}
 	}
-	if started.Load() != 2 {
-		t.Fatalf("%d activations, want 2", started.Load())
+	if n := started.Load() - before; n != 2 {
+		t.Fatalf("%d activations, want 2", n)
 	}
 	if _, err := g.Request(ctx, "nope", "a", wrapperspb.String("hi")); !errors.Is(err, ErrUnknownKind) {
 		t.Fatalf("unknown kind: %v", err)

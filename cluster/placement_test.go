@@ -60,14 +60,17 @@ func awaitActivations(t testing.TB, g *Grains, kind string, want int32) {
 func TestPlacementForgetsAStorm(t *testing.T) {
 	g := startTestGrains(t)
 	base := g.c.GetClusterKind("f").Count()
-	pids := activateAll(t, g, "f", "storm", 2000)
+	// Identities of this run only: the grains are shared by the package's
+	// tests and by every -count repetition.
+	prefix := fmt.Sprintf("storm%d", time.Now().UnixNano())
+	pids := activateAll(t, g, "f", prefix, 2000)
 	awaitActivations(t, g, "f", base+2000)
 	for _, pid := range pids {
 		g.c.ActorSystem.Root.Poison(pid)
 	}
 	awaitActivations(t, g, "f", base)
-	if again := activate(t, g, "f", "storm-7"); again.Equal(pids[7]) {
-		t.Fatalf("storm-7 answered by its stopped PID %v", again)
+	if again := activate(t, g, "f", prefix+"-7"); again.Equal(pids[7]) {
+		t.Fatalf("%s-7 answered by its stopped PID %v", prefix, again)
 	}
 }
 
