@@ -197,7 +197,9 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *messages.GetToken:
 		t := q.model.byToken[digestOf(msg.GetToken())]
 		if t == nil || msg.GetToken() == "" {
-			q.j.Reply(ctx, messages.Reject(messages.CodeTokenInvalid, "unknown token"))
+			if msg.GetToken() == "" || q.j.ConfirmLatest(ctx) {
+				q.j.Reply(ctx, messages.Reject(messages.CodeTokenInvalid, "unknown token"))
+			}
 			return
 		}
 		q.model.touch(t, now)
@@ -207,7 +209,9 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *messages.ExpireToken:
 		t := q.model.byToken[digestOf(msg.GetToken())]
 		if t == nil {
-			q.j.Reply(ctx, messages.Reject(messages.CodeTokenInvalid, "unknown token"))
+			if q.j.ConfirmLatest(ctx) { // else held: a stale copy's miss
+				q.j.Reply(ctx, messages.Reject(messages.CodeTokenInvalid, "unknown token"))
+			}
 			return
 		}
 		if rej := q.persist(q.model.decideExpire(t, msg.GetReason(), now)...); rej != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/concert/ticketing/cluster"
 	"github.com/concert/ticketing/persistence"
@@ -49,7 +50,10 @@ type readFence struct {
 	held      []heldMessage
 	checking  bool      // a settle wait, a query or a retry is pending
 	since     time.Time // when the first message was held
-	stats     ReadFenceStats
+	// asked and passed are the messages ConfirmLatest held, and those of
+	// them a confirmation has since let through (by identity).
+	asked, passed map[proto.Message]struct{}
+	stats         ReadFenceStats
 }
 
 // ReadFenceStats counts what an incarnation's read fence did.
@@ -76,6 +80,37 @@ var errReadFenced = fmt.Errorf("%w: another incarnation wrote since this one rec
 
 // FenceStats returns the read fence's counters for this incarnation.
 func (j *Journaled) FenceStats() ReadFenceStats { return j.fence.stats }
+
+// ConfirmLatest is for an answer that a stale copy would get wrong in the
+// worst way: "no such thing" (a token issued, or a record written, by
+// another copy since this one recovered). A copy that was sure could have
+// been paused (a stopped process, a long stall) while another copy took
+// over and wrote, and its node may not have seen the topology change yet.
+// It reports true when the copy may answer from its state: there is no
+// placement (one copy per identity), or the journal confirmed, after the
+// message ctx is processing arrived, that the copy holds the latest
+// history. Otherwise it holds the message, asks the journal, and reports
+// false: the caller answers nothing now. The message comes back through the
+// mailbox once confirmed, or goes to the successor if another copy wrote
+// meanwhile. One query serves every message held when it starts.
+func (j *Journaled) ConfirmLatest(ctx actor.Context) bool {
+	f := &j.fence
+	msg, ok := ctx.Message().(proto.Message)
+	if f.placement == nil || !ok {
+		return true
+	}
+	if _, ok := f.passed[msg]; ok {
+		delete(f.passed, msg)
+		return true
+	}
+	if f.asked == nil {
+		f.asked, f.passed = map[proto.Message]struct{}{}, map[proto.Message]struct{}{}
+	}
+	f.asked[msg] = struct{}{}
+	f.sure = false
+	j.fenceHold(ctx)
+	return false
+}
 
 // fenceStart runs on Started, before recovery: a copy whose node's
 // topology is settled now will recover the latest history.
@@ -157,6 +192,9 @@ func (j *Journaled) fenceChecked(have, latest int64, err error) {
 		j.opt.Logger.Warn("read fence: journal unavailable", "actor", j.opt.ID, "err", err)
 		rej := unavailable(j.opt.ID, err)
 		for _, h := range f.held {
+			if m, ok := h.msg.(proto.Message); ok {
+				delete(f.asked, m)
+			}
 			if h.sender != nil {
 				j.root.Send(h.sender, rej)
 			}
@@ -179,6 +217,12 @@ func (j *Journaled) fenceChecked(have, latest int64, err error) {
 		// Process them now, in order, ahead of nothing: they go through the
 		// mailbox again (and the grain's ownership check).
 		for _, h := range held {
+			if m, ok := h.msg.(proto.Message); ok {
+				if _, ok := f.asked[m]; ok {
+					delete(f.asked, m)
+					f.passed[m] = struct{}{}
+				}
+			}
 			if h.sender != nil {
 				j.root.RequestWithCustomSender(j.self, h.msg, h.sender)
 			} else {

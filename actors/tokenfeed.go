@@ -187,9 +187,12 @@ func (f *TokenFeed) Lookup(ctx context.Context, token string, now time.Time) (To
 	if c, ok := f.table.Check(token, now); ok {
 		return c, nil
 	}
-	if f.local.Load() != 0 || token == "" {
-		return TokenCheck{}, ErrUnknownToken // the table is the manager's own
+	if token == "" {
+		return TokenCheck{}, ErrUnknownToken
 	}
+	// Asked even when the queue manager runs here: this copy may be stale
+	// (its node paused while another took over), and the manager confirms
+	// with the journal before it calls a token unknown.
 	return f.lookup(ctx, token)
 }
 

@@ -117,6 +117,8 @@ func (q *queueActor) receiveFeed(ctx actor.Context, msg any) bool {
 			if _, ok := q.cfg.Tokens.checkKey(m.GetToken(), q.cfg.Now()); ok {
 				entry.Found = true
 				entry.Token = feedToken(m.GetToken(), q.cfg.Tokens.entry(m.GetToken()))
+			} else if !q.j.ConfirmLatest(ctx) {
+				return true // held: "not found" from a stale copy would be a 401
 			}
 		}
 		ctx.Respond(&entry)

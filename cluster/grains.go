@@ -411,7 +411,11 @@ func (g *grain) Receive(ctx actor.Context) {
 			identity = ci.Identity
 		}
 		g.key, g.identity = g.kind+"/"+identity, identity
-		ctx.Set(&managerExtension{pid: ctx.Self(), placement: grainPlacement{g: g, self: ctx.ActorSystem().Address()}})
+		var place Placement = grainPlacement{g: g, self: ctx.ActorSystem().Address()}
+		if _, alone := g.grains.c.Config.ClusterProvider.(singleProvider); alone {
+			place = nil // a cluster of one never runs a second copy: no fence
+		}
+		ctx.Set(&managerExtension{pid: ctx.Self(), placement: place})
 		if g.cooling.active(g.key) {
 			// Its recovery failed a moment ago: do not hit the store again
 			// at once; answer STORE_UNAVAILABLE until the grain stops.
