@@ -99,10 +99,13 @@ func TestSnapshotWaitsForAWriterBeforeCapturing(t *testing.T) {
 	// after the journal let the save through.
 	require.Eventually(t, func() bool { return r.slots.InUse() == 0 }, 5*time.Second, time.Millisecond)
 	require.EqualValues(t, 1, r.models["a"].captures.Load())
+	// b's next write makes it try again; on a busy machine its last
+	// write's completion may already have, once the slot was free, so the
+	// snapshot is of event 100 or 101 (either is the one snapshot due).
 	r.add(t, "b", 1)
 	require.Eventually(t, func() bool {
 		s, ok, err := r.j.LoadSnapshot(context.Background(), "counter/b")
-		return err == nil && ok && s.Seq == 10*every+1
+		return err == nil && ok && s.Seq >= 10*every
 	}, 5*time.Second, time.Millisecond, "b's snapshot was not saved once the writer was free")
 	require.EqualValues(t, 1, r.models["b"].captures.Load())
 }
