@@ -46,6 +46,9 @@ type conn struct {
 	idleSince atomic.Int64
 	// sawEOF: the client closed its side (nothing left to linger for).
 	sawEOF atomic.Bool
+	// asked: a byte of a request was read. idleOut: a read timed out
+	// before any was. Together, they drop fasthttp's unasked answer (Write).
+	asked, idleOut atomic.Bool
 }
 
 func newConn(c net.Conn, srv *Server) *conn {
@@ -63,10 +66,30 @@ func (c *conn) Read(p []byte) (int, error) {
 	if n > 0 && !c.enter() {
 		return 0, net.ErrClosed
 	}
+	if n > 0 {
+		c.asked.Store(true)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() && !c.asked.Load() {
+		c.idleOut.Store(true)
+	}
 	if n == 0 && err != nil && isEOF(err) {
 		c.sawEOF.Store(true)
 	}
 	return n, err
+}
+
+// Write writes to the connection, except after its first read timed out
+// before the client sent a byte: fasthttp answers that with an error
+// response (Fiber's "Request Timeout"), which a client that opened the
+// connection and has not used it yet (Go's transport dials ahead) reads as
+// an unsolicited answer, and a pipelining client could take for the answer
+// to its next request. That write is dropped and the connection closed, as
+// net/http does. Other writes before a request (fasthttp's 503 when over
+// its concurrency limit) still go out.
+func (c *conn) Write(p []byte) (int, error) {
+	if c.idleOut.Load() && !c.asked.Load() {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 // enter marks the connection busy; false if it is closed.
