@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -20,18 +19,7 @@ import (
 func TestUnusedConnectionClosedWithoutAnswer(t *testing.T) {
 	app := New(Config{Booking: &fakeBooking{}, Logger: slog.New(slog.DiscardHandler)})
 	app.Server().ReadTimeout = 300 * time.Millisecond
-	srv := NewServer(app, slog.New(slog.DiscardHandler))
-	ln, err := Listen(context.Background(), "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-served
-	})
-	addr := ln.Addr().String()
+	addr, _ := serveApp(t, app, slog.New(slog.DiscardHandler))
 
 	read := func(c net.Conn) string {
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))

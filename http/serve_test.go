@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,7 +28,14 @@ func serveFakeServer(t *testing.T, cfg Config) (string, *Server) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv := NewServer(New(cfg), cfg.Logger)
+	return serveApp(t, New(cfg), cfg.Logger)
+}
+
+// serveApp serves app through a Server on a loopback port until the end
+// of the test, and returns its address and the Server.
+func serveApp(t *testing.T, app *fiber.App, logger *slog.Logger) (string, *Server) {
+	t.Helper()
+	srv := NewServer(app, logger)
 	ln, err := Listen(context.Background(), "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)
