@@ -50,10 +50,12 @@ type readFence struct {
 	held      []heldMessage
 	checking  bool      // a settle wait, a query or a retry is pending
 	since     time.Time // when the first message was held
-	// asked and passed are the messages ConfirmLatest held, and those of
-	// them a confirmation has since let through (by identity).
-	asked, passed map[proto.Message]struct{}
-	stats         ReadFenceStats
+	// asked are the messages ConfirmLatest held (by identity), each with
+	// the number of queries started before it was; passed, those a query
+	// started after them has since confirmed.
+	asked  map[proto.Message]int
+	passed map[proto.Message]struct{}
+	stats  ReadFenceStats
 }
 
 // ReadFenceStats counts what an incarnation's read fence did.
@@ -104,9 +106,11 @@ func (j *Journaled) ConfirmLatest(ctx actor.Context) bool {
 		return true
 	}
 	if f.asked == nil {
-		f.asked, f.passed = map[proto.Message]struct{}{}, map[proto.Message]struct{}{}
+		f.asked, f.passed = map[proto.Message]int{}, map[proto.Message]struct{}{}
 	}
-	f.asked[msg] = struct{}{}
+	// A query already under way may have read the journal before the
+	// write this message is about: only a later one confirms it.
+	f.asked[msg] = f.stats.Queries
 	f.sure = false
 	j.fenceHold(ctx)
 	return false
@@ -171,18 +175,19 @@ func (j *Journaled) fenceCheck() {
 		return
 	}
 	f.stats.Queries++
+	query := f.stats.Queries
 	journal, id, have := j.opt.Journal, j.opt.ID, j.durable
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), fenceCheckTimeout)
 		defer cancel()
 		latest, err := journal.LastSeq(ctx, id)
-		post(func() { j.fenceChecked(have, latest, err) })
+		post(func() { j.fenceChecked(query, have, latest, err) })
 	}()
 }
 
-// fenceChecked takes the journal's answer: latest is the highest sequence
-// number stored when the copy had have durable.
-func (j *Journaled) fenceChecked(have, latest int64, err error) {
+// fenceChecked takes the journal's answer to the query-th query: latest is
+// the highest sequence number stored when the copy had have durable.
+func (j *Journaled) fenceChecked(query int, have, latest int64, err error) {
 	f := &j.fence
 	f.checking = false
 	switch {
@@ -218,7 +223,7 @@ func (j *Journaled) fenceChecked(have, latest int64, err error) {
 		// mailbox again (and the grain's ownership check).
 		for _, h := range held {
 			if m, ok := h.msg.(proto.Message); ok {
-				if _, ok := f.asked[m]; ok {
+				if before, ok := f.asked[m]; ok && before < query {
 					delete(f.asked, m)
 					f.passed[m] = struct{}{}
 				}
