@@ -196,12 +196,20 @@ func (g *Grains) Members() []string {
 // closes. It takes a few seconds (Proto.Actor waits 2 s for ownership to
 // move); a cluster of one skips the wait.
 func (g *Grains) Leave() {
-	if _, alone := g.c.Config.ClusterProvider.(singleProvider); alone {
+	if g.alone() {
 		g.c.IdentityLookup.Shutdown() // stops the grains, waiting for each
 		g.c.Shutdown(false)
 		return
 	}
 	g.c.Shutdown(true)
+}
+
+// alone reports whether g is a cluster of one (CLUSTER_PROVIDER=single):
+// no other member, so no grain ever runs twice and nothing waits for
+// ownership to move.
+func (g *Grains) alone() bool {
+	_, single := g.c.Config.ClusterProvider.(singleProvider)
+	return single
 }
 
 // Kill drops out of the cluster at once, as a crash would (for tests).
@@ -412,7 +420,7 @@ func (g *grain) Receive(ctx actor.Context) {
 		}
 		g.key, g.identity = g.kind+"/"+identity, identity
 		var place Placement = grainPlacement{g: g, self: ctx.ActorSystem().Address()}
-		if _, alone := g.grains.c.Config.ClusterProvider.(singleProvider); alone {
+		if g.grains.alone() {
 			place = nil // a cluster of one never runs a second copy: no fence
 		}
 		ctx.Set(&managerExtension{pid: ctx.Self(), placement: place})

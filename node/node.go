@@ -254,12 +254,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         cfg.Logger,
 	})
-	var lookup func(context.Context, string, time.Time) (actors.TokenCheck, error)
-	if n.feed != nil {
-		lookup = n.feed.Lookup // a token this node has not heard of yet
-	}
 	n.streams = httpapi.NewStreams(n.tokens, httpapi.StreamOptions{
-		Lookup:    lookup,
+		// A token this node has not heard of yet: the same check as the
+		// booking calls (the feed asks the queue manager; the manager's own
+		// table answers from memory).
+		Lookup:    n.tokenChecker().Lookup,
 		Interval:  cfg.StreamInterval,
 		Heartbeat: cfg.StreamHeartbeat,
 		// An open stream of a waiting token counts as a poll: often enough
