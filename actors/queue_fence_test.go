@@ -9,39 +9,29 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/concert/ticketing/actors/actortest"
-	"github.com/concert/ticketing/cluster"
 	"github.com/concert/ticketing/cluster/clusterpb"
 	"github.com/concert/ticketing/messages"
 )
 
-// queueFenceNode is one "node" running a copy of the queue manager on a
-// journal shared with another node, on a settled topology it owns.
-type queueFenceNode struct {
-	local   *cluster.Local
-	journal *fenceCountingJournal
-	count   func() int32 // queue manager incarnations
-}
-
-func newQueueFenceNode(t *testing.T, journal *fenceCountingJournal) *queueFenceNode {
+// newQueueFenceNode is a fenceNode running a copy of the queue manager
+// (with its node's token feed) on a journal shared with another node, on a
+// settled topology it owns.
+func newQueueFenceNode(t *testing.T, journal Journal) *fenceNode {
 	t.Helper()
 	system := actor.NewActorSystem(actor.WithLoggerFactory(seatQuietLoggerFactory))
 	table := NewTokenTable()
 	feed := NewTokenFeed(TokenFeedConfig{Table: table, System: system})
-	place := &fencePlacement{version: 1, settled: true}
-	var made int32
-	produce := NewQueueProducer(QueueConfig{Journal: journal, Tokens: table, Feed: feed, ActiveTokens: 10,
-		TokenIdleTTL: time.Hour, WaitIdleTTL: time.Hour, Logger: seatQuietLogger()})
-	local := cluster.NewLocal(system, map[string]cluster.Producer{
-		"queue": func(id string) actor.Actor { made++; return produce(id) },
-	}, cluster.WithPlacement(func(string, string) cluster.Placement { return place }))
-	feed.cfg.Router = local
-	t.Cleanup(func() { feed.Stop(); local.Stop(); system.Shutdown() })
-	return &queueFenceNode{local: local, journal: journal, count: func() int32 { return made }}
+	n := newFenceNodeOf(t, system, true, "queue", NewQueueProducer(QueueConfig{Journal: journal, Tokens: table,
+		Feed: feed, ActiveTokens: 10, TokenIdleTTL: time.Hour, WaitIdleTTL: time.Hour, Logger: seatQuietLogger()}))
+	feed.cfg.Router = n.local
+	t.Cleanup(feed.Stop) // before the node's own cleanup
+	return n
 }
 
-// ask sends msg to the node's copy, again while it answers
-// STORE_UNAVAILABLE (a copy fenced by the other's writes is replaced).
-func (n *queueFenceNode) ask(t *testing.T, msg proto.Message) (proto.Message, error) {
+// askQueue sends msg to n's copy of the queue manager, again while it
+// answers STORE_UNAVAILABLE (a copy fenced by the other's writes is
+// replaced).
+func askQueue(t *testing.T, n *fenceNode, msg proto.Message) (proto.Message, error) {
 	t.Helper()
 	var res proto.Message
 	var err error
@@ -66,7 +56,7 @@ func (n *queueFenceNode) ask(t *testing.T, msg proto.Message) (proto.Message, er
 func TestStaleQueueCopyDoesNotCallATokenUnknown(t *testing.T) {
 	journal := &fenceCountingJournal{Journal: actortest.NewMemJournal()}
 	stale, other := newQueueFenceNode(t, journal), newQueueFenceNode(t, journal)
-	if _, err := stale.ask(t, &messages.Wake{}); err != nil { // recovered, sure, then "paused"
+	if _, err := askQueue(t, stale, &messages.Wake{}); err != nil { // recovered, sure, then "paused"
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -82,26 +72,26 @@ func TestStaleQueueCopyDoesNotCallATokenUnknown(t *testing.T) {
 			func(res proto.Message) bool { _, ok := res.(*messages.TokenResult); return ok }},
 	}
 	for i, c := range cases {
-		issued, err := other.ask(t, &messages.IssueToken{UserId: int64(i + 1)})
+		issued, err := askQueue(t, other, &messages.IssueToken{UserId: int64(i + 1)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		tok := issued.(*messages.TokenResult).GetToken()
-		before := stale.count()
-		if res, err := stale.ask(t, c.ask(tok.GetToken())); err != nil || !c.ok(res) {
+		before := stale.made.Load()
+		if res, err := askQueue(t, stale, c.ask(tok.GetToken())); err != nil || !c.ok(res) {
 			t.Fatalf("%s of a token another copy issued: %v %v", c.name, res, err)
 		}
-		if stale.count() != before+1 {
-			t.Fatalf("%s: %d incarnations after, want the stale one replaced", c.name, stale.count()-before)
+		if stale.made.Load() != before+1 {
+			t.Fatalf("%s: %d incarnations after, want the stale one replaced", c.name, stale.made.Load()-before)
 		}
 		// The successor is sure and up to date: a later write by the other
 		// copy makes it stale again, for the next case.
 	}
-	queries := stale.journal.lastSeq.Load()
-	if res, err := stale.ask(t, &messages.GetToken{Token: "never-issued"}); wqCode(err) != messages.CodeTokenInvalid {
+	queries := journal.lastSeq.Load()
+	if res, err := askQueue(t, stale, &messages.GetToken{Token: "never-issued"}); wqCode(err) != messages.CodeTokenInvalid {
 		t.Fatalf("a token nobody issued: %v %v, want TOKEN_INVALID", res, err)
 	}
-	if stale.journal.lastSeq.Load() <= queries {
+	if journal.lastSeq.Load() <= queries {
 		t.Fatal("a token called unknown without confirming with the journal")
 	}
 }

@@ -90,20 +90,28 @@ func (c *fenceCountingJournal) LastSeq(ctx context.Context, actorID string) (int
 }
 
 // fenceNode is one "node": its own actor system and placement of wallets
-// (cluster.Local with a Placement) on the shared journal.
+// (cluster.Local with a Placement) on the shared journal, or of another
+// kind (newFenceNodeOf).
 type fenceNode struct {
 	local *cluster.Local
 	place *fencePlacement
-	made  atomic.Int32 // wallet incarnations
+	made  atomic.Int32 // incarnations
 }
 
 func newFenceNode(t *testing.T, journal Journal, settled bool) *fenceNode {
 	t.Helper()
-	n := &fenceNode{place: &fencePlacement{version: 1, settled: settled}}
 	system := actor.NewActorSystem(actor.WithLoggerFactory(seatQuietLoggerFactory))
-	produce := NewWalletProducer(WalletConfig{Journal: journal, IdleTTL: -1, Logger: seatQuietLogger()})
+	return newFenceNodeOf(t, system, settled, "wallet",
+		NewWalletProducer(WalletConfig{Journal: journal, IdleTTL: -1, Logger: seatQuietLogger()}))
+}
+
+// newFenceNodeOf is a fenceNode placing the actors of one kind, made by
+// produce, in system.
+func newFenceNodeOf(t *testing.T, system *actor.ActorSystem, settled bool, kind string, produce cluster.Producer) *fenceNode {
+	t.Helper()
+	n := &fenceNode{place: &fencePlacement{version: 1, settled: settled}}
 	n.local = cluster.NewLocal(system, map[string]cluster.Producer{
-		"wallet": func(identity string) actor.Actor { n.made.Add(1); return produce(identity) },
+		kind: func(identity string) actor.Actor { n.made.Add(1); return produce(identity) },
 	}, cluster.WithPlacement(func(string, string) cluster.Placement { return n.place }))
 	t.Cleanup(func() { n.local.Stop(); system.Shutdown() })
 	return n
