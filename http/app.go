@@ -100,6 +100,8 @@ func New(cfg Config) *fiber.App {
 	// A request whose body length is ambiguous is refused before any
 	// route (framing.go).
 	app.Use(checkFraming)
+	// So is a compressed body (coding.go): it would inflate past the limit.
+	app.Use(checkCoding)
 
 	// Rate limits (ratelimit.go) and the identity of the trusted-identity
 	// mode (identity.go) come first on the routes they guard.

@@ -185,10 +185,11 @@ func closeResponseObjects(doc *openapi3.T) {
 // globalCodes are the error codes any route may answer, with their status,
 // besides those its responses name (openapi.yaml, info.description).
 var globalCodes = map[string]int{
-	"NOT_FOUND":          stdhttp.StatusNotFound,
-	"METHOD_NOT_ALLOWED": stdhttp.StatusMethodNotAllowed,
-	"PAYLOAD_TOO_LARGE":  stdhttp.StatusRequestEntityTooLarge,
-	"STORE_UNAVAILABLE":  stdhttp.StatusServiceUnavailable,
+	"NOT_FOUND":              stdhttp.StatusNotFound,
+	"METHOD_NOT_ALLOWED":     stdhttp.StatusMethodNotAllowed,
+	"PAYLOAD_TOO_LARGE":      stdhttp.StatusRequestEntityTooLarge,
+	"UNSUPPORTED_MEDIA_TYPE": stdhttp.StatusUnsupportedMediaType,
+	"STORE_UNAVAILABLE":      stdhttp.StatusServiceUnavailable,
 }
 
 var codeInText = regexp.MustCompile("`([A-Z][A-Z_]+)`")

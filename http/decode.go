@@ -17,7 +17,9 @@ type fields map[string]json.RawMessage
 
 // object parses a request body that must be one JSON object.
 func object(c *fiber.Ctx) (fields, error) {
-	body := bytes.TrimSpace(c.Body())
+	// The raw body, never Ctx.Body: that one inflates a compressed body
+	// with no limit (coding.go).
+	body := bytes.TrimSpace(c.Request().Body())
 	if len(body) == 0 || body[0] != '{' {
 		return nil, invalid("the body must be a JSON object")
 	}

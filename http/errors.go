@@ -92,6 +92,8 @@ func statusOf(err error) (status int, body apiError, ok bool) {
 			return ferr.Code, apiError{Code: codeMethodNotAllowed, Message: "method not allowed on this route"}, true
 		case stdhttp.StatusRequestEntityTooLarge:
 			return ferr.Code, apiError{Code: messages.CodePayloadTooLarge, Message: "request body exceeds 64 KiB"}, true
+		case stdhttp.StatusUnsupportedMediaType:
+			return ferr.Code, apiError{Code: codeUnsupportedMediaType, Message: ferr.Message}, true
 		}
 		if ferr.Code >= 400 && ferr.Code < 500 {
 			return stdhttp.StatusBadRequest, apiError{Code: messages.CodeInvalidRequest, Message: ferr.Message}, true
