@@ -58,7 +58,7 @@ func Partitions(ops []*Op, seatOfRes map[int64]int64, seatsOfOption map[int64][]
 			add(seats, "seat", s, SeatModel, op, in, ret)
 		}
 	}
-	for _, op := range mergeKeyedCharges(ops) {
+	for _, op := range mergeKeyedRetries(ops) {
 		if op.Outcome == Refused {
 			continue
 		}
@@ -112,30 +112,39 @@ func Partitions(ops []*Op, seatOfRes map[int64]int64, seatsOfOption map[int64][]
 	return out
 }
 
-// mergeKeyedCharges returns ops with each keyed charge that was answered
-// OK after unanswered attempts with the same key made one operation: from
-// the first attempt's call to the answer's return, with the answer's
-// balance. The key makes the charge add once, somewhere in that span, and
-// the answer give the balance right after it (WalletModel) — exactly what
-// the one operation says. Kept apart, every unanswered attempt is an
-// operation porcupine may place anywhere after its call: a wallet with 50
-// of them during an outage left it undecided after a minute.
-func mergeKeyedCharges(ops []*Op) []*Op {
+// mergeKeyedRetries returns ops with the unanswered attempts of each keyed
+// charge or payment made one operation, since the Idempotency-Key makes it
+// happen once at most, whichever attempt carried it:
+//   - a key later answered OK: one operation from the first attempt's call
+//     to the answer's return, with the answer's balance (the change happened
+//     somewhere in that span, and the answer gives the balance right after
+//     it, WalletModel);
+//   - a key never answered OK: one unknown operation from the first
+//     attempt's call, which may happen once, any time after it.
+//
+// Kept apart, every unanswered attempt is an operation porcupine may place
+// anywhere after its call: a wallet with 50 of them during an outage left
+// it undecided after a minute, and one with 194 attempts of keys never
+// answered (a database outage longer than the client's retries) did again.
+// Answers that refused (Fail, Refused) are kept as they are.
+func mergeKeyedRetries(ops []*Op) []*Op {
 	type key struct {
+		kind Kind
 		user int64
 		key  string
 	}
-	first := map[key]int64{} // earliest call of an unanswered attempt
+	keyed := func(op *Op) bool { return (op.Kind == KindCharge || op.Kind == KindPay) && op.Key != "" }
+	first := map[key]*Op{} // the earliest unanswered attempt
 	answered := map[key]bool{}
 	for _, op := range ops {
-		if op.Kind != KindCharge || op.Key == "" {
+		if !keyed(op) {
 			continue
 		}
-		k := key{op.User, op.Key}
+		k := key{op.Kind, op.User, op.Key}
 		switch op.Outcome {
 		case Unknown:
-			if c, ok := first[k]; !ok || op.Call < c {
-				first[k] = op.Call
+			if f, ok := first[k]; !ok || op.Call < f.Call {
+				first[k] = op
 			}
 		case OK:
 			answered[k] = true
@@ -143,21 +152,23 @@ func mergeKeyedCharges(ops []*Op) []*Op {
 	}
 	out := make([]*Op, 0, len(ops))
 	for _, op := range ops {
-		if op.Kind != KindCharge || op.Key == "" {
+		if !keyed(op) || op.Outcome == Fail || op.Outcome == Refused {
 			out = append(out, op)
 			continue
 		}
-		k := key{op.User, op.Key}
-		c, retried := first[k]
+		k := key{op.Kind, op.User, op.Key}
+		f, retried := first[k]
 		switch {
-		case !retried || !answered[k] || op.Outcome == Fail || op.Outcome == Refused:
+		case !retried:
 			out = append(out, op)
 		case op.Outcome == OK:
 			m := *op
-			m.Call = min(m.Call, c)
+			m.Call = min(m.Call, f.Call)
 			out = append(out, &m)
+		case op == f && !answered[k]:
+			out = append(out, op)
 		}
-		// an unanswered attempt of an answered keyed charge: in the merge
+		// any other unanswered attempt: in the one operation of its key
 	}
 	return out
 }
