@@ -13,10 +13,17 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 )
 
 // MaxBodyBytes is the largest request body accepted (413 above it).
 const MaxBodyBytes = 64 << 10
+
+// MaxHeaderBytes bounds a request's line and header section together (431
+// HEADERS_TOO_LARGE above it): fasthttp's read buffer, which must hold
+// them whole. Fiber's default; the longest header the contract allows is
+// far shorter (a 255-character bearer token).
+const MaxHeaderBytes = 4 << 10
 
 // readTimeout bounds reading one request (headers and body); idleTimeout
 // bounds a keep-alive connection's wait for its next request. readTimeout
@@ -76,7 +83,8 @@ func New(cfg Config) *fiber.App {
 		h.limit(newLimiter(cfg.RateLimits.TokenIssue)), h.limit(newLimiter(cfg.RateLimits.TokenPoll))
 
 	app := fiber.New(fiber.Config{
-		BodyLimit: MaxBodyBytes,
+		BodyLimit:      MaxBodyBytes,
+		ReadBufferSize: MaxHeaderBytes,
 		// Not Immutable: Fiber's strings (headers, params, method, body)
 		// alias fasthttp's buffers, which the next request on the
 		// connection reuses. The few that outlive a handler are copied
@@ -96,6 +104,10 @@ func New(cfg Config) *fiber.App {
 		JSONEncoder:           encodeJSON,
 		AppName:               "concert-ticketing",
 	})
+	// A request fasthttp cannot parse is answered without quoting its bytes
+	// (parse_errors.go).
+	onParseError := app.Server().ErrorHandler
+	app.Server().ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) { onParseError(ctx, parseError(err)) }
 	app.Use(newMetrics(cfg.Registerer, cfg.Booking, h.errorHandler))
 	// A request whose body length is ambiguous is refused before any
 	// route (framing.go).

@@ -189,6 +189,7 @@ var globalCodes = map[string]int{
 	"METHOD_NOT_ALLOWED":     stdhttp.StatusMethodNotAllowed,
 	"PAYLOAD_TOO_LARGE":      stdhttp.StatusRequestEntityTooLarge,
 	"UNSUPPORTED_MEDIA_TYPE": stdhttp.StatusUnsupportedMediaType,
+	"HEADERS_TOO_LARGE":      stdhttp.StatusRequestHeaderFieldsTooLarge,
 	"STORE_UNAVAILABLE":      stdhttp.StatusServiceUnavailable,
 }
 

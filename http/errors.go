@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	stdhttp "net/http"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 // Codes of errors the HTTP layer makes itself, beside messages' codes.
 const (
 	codeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	codeHeadersTooLarge  = "HEADERS_TOO_LARGE"
 	codeInternal         = "INTERNAL"
 )
 
@@ -92,6 +94,8 @@ func statusOf(err error) (status int, body apiError, ok bool) {
 			return ferr.Code, apiError{Code: codeMethodNotAllowed, Message: "method not allowed on this route"}, true
 		case stdhttp.StatusRequestEntityTooLarge:
 			return ferr.Code, apiError{Code: messages.CodePayloadTooLarge, Message: "request body exceeds 64 KiB"}, true
+		case stdhttp.StatusRequestHeaderFieldsTooLarge:
+			return ferr.Code, apiError{Code: codeHeadersTooLarge, Message: fmt.Sprintf("the request line and headers exceed %d KiB", MaxHeaderBytes>>10)}, true
 		case stdhttp.StatusUnsupportedMediaType:
 			return ferr.Code, apiError{Code: codeUnsupportedMediaType, Message: ferr.Message}, true
 		}
