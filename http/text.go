@@ -43,7 +43,10 @@ func text(field, s string, max int) error {
 // The value aliases the request's buffer: strings.Clone what outlives the
 // handler.
 func headerText(c *fiber.Ctx, name string, max int) (string, error) {
-	v := c.Get(name)
+	v, err := oneHeader(c, name)
+	if err != nil {
+		return "", err
+	}
 	if err := text(name, v, max); err != nil {
 		return "", err
 	}
@@ -65,7 +68,10 @@ func idempotencyKey(c *fiber.Ctx) (string, error) {
 // header is checked by text, the token for its length; the token is a copy:
 // it may outlive the request (an actor message, a token to expire).
 func bearer(c *fiber.Ctx) (string, error) {
-	h := c.Get(fiber.HeaderAuthorization)
+	h, err := oneHeader(c, fiber.HeaderAuthorization)
+	if err != nil {
+		return "", err
+	}
 	if err := text(fiber.HeaderAuthorization, h, len("Bearer ")+maxTokenLen); err != nil {
 		return "", err
 	}
@@ -78,4 +84,17 @@ func bearer(c *fiber.Ctx) (string, error) {
 		return "", err
 	}
 	return strings.Clone(token), nil
+}
+
+// oneHeader returns the header name ("" when absent), which must be sent
+// at most once: 400 INVALID_REQUEST otherwise. Why: of two copies fasthttp
+// serves the first, and a proxy in front may check or log the other (a
+// second Authorization, X-Admin-Key or Idempotency-Key); refusing is the
+// one reading both agree on (RFC 9110 §5.3 allows a repeated field only for
+// list-valued ones). The value aliases the request's buffer.
+func oneHeader(c *fiber.Ctx, name string) (string, error) {
+	if n := len(c.Request().Header.PeekAll(name)); n > 1 {
+		return "", invalid("the %s header must be sent once, not %d times", name, n)
+	}
+	return c.Get(name), nil
 }
