@@ -97,18 +97,19 @@ func (s *seatState) Apply(event proto.Message) {
 			r.UpdateAtMs = e.GetAtMs()
 			s.closed[r.Id] = true
 		}
+	// A payment under way, or one refused, leaves UpdateAtMs alone: the
+	// contract shows neither (the reservation stays HELD), so a refused
+	// payment must not look like a change.
 	case *messages.PaymentStarted:
 		if r := s.held(e.GetReservationId()); r != nil {
 			r.Paying = true
 			r.IdempotencyKey = e.GetIdempotencyKey()
-			r.UpdateAtMs = e.GetAtMs()
 			s.paying[r.Id] = true
 		}
 	case *messages.PaymentAborted:
 		if r := s.held(e.GetReservationId()); r != nil {
 			r.Paying = false
 			r.IdempotencyKey = ""
-			r.UpdateAtMs = e.GetAtMs()
 			delete(s.paying, r.Id)
 			s.expiries.push(r.ExpiresAtMs, r.Id) // it can expire again
 		}

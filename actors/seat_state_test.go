@@ -258,6 +258,23 @@ func TestSeatDecidePay(t *testing.T) {
 	}
 }
 
+// TestRefusedPaymentLeavesUpdateAt: a payment started then aborted (the
+// wallet refused it) leaves the reservation as the contract shows it —
+// HELD, with the same updateAt. Before, both events set UpdateAtMs, so a
+// 409 INSUFFICIENT_BALANCE looked like a change.
+func TestRefusedPaymentLeavesUpdateAt(t *testing.T) {
+	s := stGiven(
+		stHeld(1, 1, 1, time.Minute),
+		&messages.PaymentStarted{ReservationId: stRid(1), Amount: stPrice, IdempotencyKey: "y", AtMs: stMs(6 * time.Second)},
+		&messages.PaymentAborted{ReservationId: stRid(1), AtMs: stMs(7 * time.Second)},
+	)
+	want := &messages.Reservation{Id: stRid(1), UserId: 1, SeatId: stSeatID(1), ConcertOptionId: stOption, Price: stPrice,
+		Status: messages.ReservationStatus_RESERVATION_HELD, ExpiresAtMs: stMs(time.Minute), CreatedAtMs: stMs(0), UpdateAtMs: stMs(0)}
+	if got := s.reservations[stRid(1)]; !proto.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+}
+
 func TestSeatApply(t *testing.T) {
 	s := stGiven(
 		stHeld(1, 1, 1, time.Minute),
@@ -286,7 +303,7 @@ func TestSeatApply(t *testing.T) {
 			PaidAmount: stPrice, PaidAtMs: stMs(4 * time.Second), BalanceAfter: 77},
 		stRid(4): {Id: stRid(4), UserId: 2, SeatId: stSeatID(4), ConcertOptionId: stOption, Price: stPrice,
 			Status: messages.ReservationStatus_RESERVATION_HELD, ExpiresAtMs: stMs(time.Minute),
-			CreatedAtMs: stMs(0), UpdateAtMs: stMs(5 * time.Second), IdempotencyKey: "x", Paying: true},
+			CreatedAtMs: stMs(0), UpdateAtMs: stMs(0), IdempotencyKey: "x", Paying: true},
 	}
 	if len(s.reservations) != len(want) {
 		t.Fatalf("%d reservations, want %d", len(s.reservations), len(want))
