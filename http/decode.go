@@ -212,7 +212,49 @@ func (f fields) str(name string) (string, error) {
 	if r[0] != '"' || json.Unmarshal(r, &s) != nil {
 		return "", invalid("%s must be a string", name)
 	}
+	if loneSurrogate(r) {
+		return "", invalid("%s must be UTF-8 text: it escapes half a surrogate pair", name)
+	}
 	return s, nil
+}
+
+// loneSurrogate reports whether the JSON text r escapes a UTF-16 surrogate
+// that is not half of a pair (a \uD800–\uDBFF right before a \uDC00–\uDFFF).
+// Why: encoding/json turns one into U+FFFD silently, so "\ud800" would be
+// stored as a character the client never sent; RFC 8259 §8.2 leaves such
+// text's meaning unpredictable, and the contract refuses text that is not
+// UTF-8.
+func loneSurrogate(r []byte) bool {
+	for i := 0; i < len(r); i++ {
+		if r[i] != '\\' {
+			continue
+		}
+		u, ok := escapedUnit(r, i)
+		if !ok {
+			i++ // a two-byte escape such as \\ or \"
+			continue
+		}
+		i += 5
+		switch {
+		case u >= 0xDC00 && u <= 0xDFFF:
+			return true // a low half with no high half before it
+		case u >= 0xD800 && u <= 0xDBFF:
+			if low, ok := escapedUnit(r, i+1); !ok || low < 0xDC00 || low > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+// escapedUnit parses the \uXXXX escape at r[i:], if there is one.
+func escapedUnit(r []byte, i int) (uint16, bool) {
+	if i+6 > len(r) || r[i] != '\\' || r[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(r[i+2:i+6]), 16, 16)
+	return uint16(n), err == nil
 }
 
 // text parses a required JSON string field with surrounding white space
@@ -241,6 +283,9 @@ func (f fields) strings(name string) ([]string, error) {
 	var list []string
 	if r[0] != '[' || json.Unmarshal(r, &list) != nil {
 		return nil, invalid("%s must be an array of strings", name)
+	}
+	if loneSurrogate(r) {
+		return nil, invalid("%s must hold UTF-8 text: it escapes half a surrogate pair", name)
 	}
 	return list, nil
 }
